@@ -1,0 +1,113 @@
+"""Top-K accuracy metrics as pure functions of a per-user hit matrix.
+
+Definitions follow RecBole's (``recbole/evaluator/metrics.py``). For a user with ``n`` relevant
+test items and a ranked list whose position ``i`` (1-based) holds ``hit_i`` in {0, 1}:
+
+* ``recall@K``    = sum_{i<=K} hit_i / n
+* ``precision@K`` = sum_{i<=K} hit_i / K
+* ``hit@K``       = 1 if any hit_i = 1 for i <= K else 0
+* ``mrr@K``       = 1 / (first i <= K with hit_i = 1), 0 without a hit
+* ``ndcg@K``      = DCG / IDCG with DCG = sum_{i<=K} hit_i / log2(i + 1) and
+  IDCG = sum_{i <= min(n, K)} 1 / log2(i + 1)
+* ``map@K``       = sum_{i<=K} hit_i * precision@i / min(n, K)
+
+Users with fewer than K relevant items are scored by the same formulas (their recall can still
+reach 1, their precision cannot).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+__all__ = ["ACCURACY_METRICS", "accuracy_metrics", "parse_metric_names"]
+
+
+def _recall(hits: np.ndarray, n_relevant: np.ndarray, k: int) -> np.ndarray:
+    return hits[:, :k].sum(axis=1) / n_relevant
+
+
+def _precision(hits: np.ndarray, n_relevant: np.ndarray, k: int) -> np.ndarray:
+    return hits[:, :k].sum(axis=1) / k
+
+
+def _hit(hits: np.ndarray, n_relevant: np.ndarray, k: int) -> np.ndarray:
+    return hits[:, :k].any(axis=1).astype(np.float64)
+
+
+def _mrr(hits: np.ndarray, n_relevant: np.ndarray, k: int) -> np.ndarray:
+    top = hits[:, :k]
+    first = top.argmax(axis=1)
+    return np.where(top.any(axis=1), 1.0 / (first + 1), 0.0)
+
+
+def _ndcg(hits: np.ndarray, n_relevant: np.ndarray, k: int) -> np.ndarray:
+    discounts = 1.0 / np.log2(np.arange(2, k + 2))
+    dcg = hits[:, :k] @ discounts
+    ideal_cumulative = np.cumsum(discounts)
+    idcg = ideal_cumulative[np.minimum(n_relevant, k) - 1]
+    return dcg / idcg
+
+
+def _map(hits: np.ndarray, n_relevant: np.ndarray, k: int) -> np.ndarray:
+    top = hits[:, :k].astype(np.float64)
+    precision_at_i = np.cumsum(top, axis=1) / np.arange(1, k + 1)
+    return (precision_at_i * top).sum(axis=1) / np.minimum(n_relevant, k)
+
+
+#: Metric name -> function(hits, n_relevant, k) returning one value per user.
+ACCURACY_METRICS: dict[str, Callable[[np.ndarray, np.ndarray, int], np.ndarray]] = {
+    "recall": _recall,
+    "precision": _precision,
+    "hit": _hit,
+    "mrr": _mrr,
+    "ndcg": _ndcg,
+    "map": _map,
+}
+
+
+def parse_metric_names(names: Sequence[str], ks: Sequence[int]) -> list[tuple[str, int]]:
+    """Validate metric names and cut-offs, returning ``(name, k)`` pairs in a stable order.
+
+    Raises
+    ------
+    ValueError
+        For an unknown metric name or a cut-off that is not a positive integer.
+    """
+    unknown = [name for name in names if name.lower() not in ACCURACY_METRICS]
+    if unknown:
+        raise ValueError(f"unknown metric(s) {unknown}; choose from {sorted(ACCURACY_METRICS)}")
+    bad = [k for k in ks if not isinstance(k, int | np.integer) or k <= 0]
+    if bad or not ks:
+        raise ValueError(f"cut-offs K must be positive integers, got {list(ks)}")
+    return [(name.lower(), int(k)) for name in names for k in sorted(set(ks))]
+
+
+def accuracy_metrics(
+    hits: np.ndarray, n_relevant: np.ndarray, names: Sequence[str], ks: Sequence[int]
+) -> dict[str, np.ndarray]:
+    """Per-user accuracy metrics.
+
+    Parameters
+    ----------
+    hits
+        ``(n_users, max_k)`` boolean matrix: ``hits[u, i]`` is whether the item at rank ``i + 1``
+        of user ``u``'s list is relevant.
+    n_relevant
+        ``(n_users,)`` number of relevant items per user; must be positive.
+    names, ks
+        Metric names (keys of :data:`ACCURACY_METRICS`) and cut-offs; ``max(ks) <= hits.shape[1]``.
+
+    Returns
+    -------
+    dict
+        ``"ndcg@10"`` -> ``(n_users,)`` float64 array, for every name and cut-off.
+    """
+    pairs = parse_metric_names(names, ks)
+    n_relevant = np.asarray(n_relevant)
+    if (n_relevant <= 0).any():
+        raise ValueError("every evaluated user needs at least one relevant item")
+    if max(k for _, k in pairs) > hits.shape[1]:
+        raise ValueError(f"hit matrix has {hits.shape[1]} columns, fewer than the largest K")
+    return {f"{name}@{k}": ACCURACY_METRICS[name](hits, n_relevant, k) for name, k in pairs}

@@ -1,0 +1,1 @@
+"""crossrec.models."""
