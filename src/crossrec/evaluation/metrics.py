@@ -12,7 +12,13 @@ test items and a ranked list whose position ``i`` (1-based) holds ``hit_i`` in {
 * ``map@K``       = sum_{i<=K} hit_i * precision@i / min(n, K)
 
 Users with fewer than K relevant items are scored by the same formulas (their recall can still
-reach 1, their precision cannot).
+reach 1, their precision cannot). ``map@K`` divides by ``min(n, K)`` exactly as RecBole's ``MAP``
+(``sum_pre / ranges`` with ``ranges`` frozen at ``min(pos_len, K)``). A metric's mean over users is
+the reported value, as in RecBole.
+
+For explicit ratings (:func:`rating_errors`), RecBole's ``RMSE`` and ``MAE`` are computed over all
+test (user, item) pairs: ``rmse = sqrt(mean((r_hat - r)^2))``, ``mae = mean(|r_hat - r|)``; the
+per-user versions (each user's own RMSE/MAE) are kept for significance tests.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-__all__ = ["ACCURACY_METRICS", "accuracy_metrics", "parse_metric_names"]
+__all__ = ["ACCURACY_METRICS", "RATING_METRICS", "accuracy_metrics", "parse_metric_names", "rating_errors"]
 
 
 def _recall(hits: np.ndarray, n_relevant: np.ndarray, k: int) -> np.ndarray:
@@ -67,21 +73,30 @@ ACCURACY_METRICS: dict[str, Callable[[np.ndarray, np.ndarray, int], np.ndarray]]
 }
 
 
+#: Error metrics for explicit ratings (see :func:`rating_errors`).
+RATING_METRICS: tuple[str, ...] = ("rmse", "mae")
+
+
 def parse_metric_names(names: Sequence[str], ks: Sequence[int]) -> list[tuple[str, int]]:
     """Validate metric names and cut-offs, returning ``(name, k)`` pairs in a stable order.
 
     Raises
     ------
     ValueError
-        For an unknown metric name or a cut-off that is not a positive integer.
+        For an unknown metric name, no metric at all, or a cut-off that is not a positive integer.
     """
-    unknown = [name for name in names if name.lower() not in ACCURACY_METRICS]
+    if isinstance(names, str):
+        names = [names]
+    unknown = [name for name in names if str(name).lower() not in ACCURACY_METRICS]
     if unknown:
         raise ValueError(f"unknown metric(s) {unknown}; choose from {sorted(ACCURACY_METRICS)}")
-    bad = [k for k in ks if not isinstance(k, int | np.integer) or k <= 0]
-    if bad or not ks:
+    if not names:
+        raise ValueError(f"no metric requested; choose from {sorted(ACCURACY_METRICS)}")
+    bad = [k for k in ks if isinstance(k, bool) or not isinstance(k, int | np.integer) or k <= 0]
+    if bad or len(ks) == 0:
         raise ValueError(f"cut-offs K must be positive integers, got {list(ks)}")
-    return [(name.lower(), int(k)) for name in names for k in sorted(set(ks))]
+    unique_names = list(dict.fromkeys(name.lower() for name in names))
+    return [(name, int(k)) for name in unique_names for k in sorted({int(k) for k in ks})]
 
 
 def accuracy_metrics(
@@ -111,3 +126,38 @@ def accuracy_metrics(
     if max(k for _, k in pairs) > hits.shape[1]:
         raise ValueError(f"hit matrix has {hits.shape[1]} columns, fewer than the largest K")
     return {f"{name}@{k}": ACCURACY_METRICS[name](hits, n_relevant, k) for name, k in pairs}
+
+
+def rating_errors(
+    predicted: np.ndarray, actual: np.ndarray, user: np.ndarray
+) -> tuple[dict[str, float], dict[str, np.ndarray], np.ndarray]:
+    """RMSE and MAE of rating predictions, overall (RecBole's definition) and per user.
+
+    Parameters
+    ----------
+    predicted, actual
+        Predicted and true ratings of the test pairs.
+    user
+        User index of each pair.
+
+    Returns
+    -------
+    overall
+        ``{"rmse": ..., "mae": ...}`` over all pairs.
+    per_user
+        ``{"rmse": ..., "mae": ...}`` arrays aligned with ``users``.
+    users
+        Sorted distinct user indices.
+    """
+    predicted = np.asarray(predicted, dtype=np.float64)
+    actual = np.asarray(actual, dtype=np.float64)
+    if len(predicted) == 0:
+        raise ValueError("no test rating to compute RMSE/MAE on")
+    if predicted.shape != actual.shape or len(user) != len(actual):
+        raise ValueError(f"predicted {predicted.shape}, actual {actual.shape} and users {len(user)} differ")
+    error = predicted - actual
+    users, inverse, counts = np.unique(user, return_inverse=True, return_counts=True)
+    squared = np.bincount(inverse, weights=error**2) / counts
+    absolute = np.bincount(inverse, weights=np.abs(error)) / counts
+    overall = {"rmse": float(np.sqrt(np.mean(error**2))), "mae": float(np.mean(np.abs(error)))}
+    return overall, {"rmse": np.sqrt(squared), "mae": absolute}, users

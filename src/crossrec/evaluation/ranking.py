@@ -1,4 +1,12 @@
-"""Full ranking over all items, vectorised in batches of users."""
+"""Full ranking over all items, vectorised in batches of users (the evaluation hot path).
+
+For each batch the scorer's dense ``(batch, n_items)`` scores become a float32 torch tensor; the
+items to exclude are set to ``-inf`` with one flat index write, the top ``max(K)`` items are found
+with a two-stage exact top-k (maxima of fixed-size item blocks, then the best blocks only), and the
+hits are read from a reusable boolean buffer. Metrics are computed once, on the whole hit matrix.
+An optional sampled mode ranks each user's relevant items among ``n`` sampled negatives only, for
+comparison with papers that report it; full ranking is the default and the honest number.
+"""
 
 from __future__ import annotations
 
@@ -8,33 +16,109 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+import torch
 
 from crossrec.evaluation.metrics import accuracy_metrics, parse_metric_names
 
-__all__ = ["DEFAULT_KS", "DEFAULT_METRICS", "RankingResult", "evaluate_ranking", "top_k"]
+__all__ = [
+    "DEFAULT_KS",
+    "DEFAULT_METRICS",
+    "RankingResult",
+    "Scorer",
+    "evaluate_ranking",
+    "hit_matrix",
+    "top_k",
+]
 
 DEFAULT_METRICS: tuple[str, ...] = ("recall", "precision", "ndcg", "hit", "mrr", "map")
 DEFAULT_KS: tuple[int, ...] = (10, 20)
 
-#: A scorer maps an array of user indices to a dense ``(len(users), n_items)`` score matrix.
-Scorer = Callable[[np.ndarray], np.ndarray]
+#: A scorer maps an array of user indices to dense ``(len(users), n_items)`` scores (numpy or torch).
+#: Evaluation may overwrite an array the scorer returns when that array owns its memory.
+Scorer = Callable[[np.ndarray], "np.ndarray | torch.Tensor"]
+
+_BLOCK = 32  # items per block in the two-stage top-k
+
+
+def _to_scratch_tensor(scores: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """float32 tensor that may be modified in place (copied when it is a view of other memory)."""
+    if isinstance(scores, torch.Tensor):
+        tensor = scores.detach()
+        if tensor.dtype != torch.float32 or tensor.device.type != "cpu":
+            return tensor.to("cpu", torch.float32).contiguous()
+        if tensor._base is not None or not tensor.is_contiguous():
+            return tensor.clone(memory_format=torch.contiguous_format)
+        return tensor
+    array = np.asarray(scores)
+    if array.dtype != np.float32 or array.base is not None or not array.flags.writeable:
+        array = np.ascontiguousarray(array, dtype=np.float32)
+        if array.base is not None or not array.flags.writeable:
+            array = array.copy()
+    elif not array.flags.c_contiguous:
+        array = np.ascontiguousarray(array)
+    return torch.from_numpy(array)
+
+
+def _top_k_tensor(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exact top-k per row, best first: block maxima select the ``k`` best blocks, which must hold
+    the ``k`` best items (each of the k best blocks has a maximum at least as large as any item
+    outside them), then a small top-k runs on those blocks only."""
+    n_rows, n_items = scores.shape
+    k = min(k, n_items)
+    n_blocks = n_items // _BLOCK
+    if n_blocks < 4 * k:
+        return torch.topk(scores, k, dim=1, sorted=True)
+    full = n_blocks * _BLOCK
+    block_max = scores[:, :full].view(n_rows, n_blocks, _BLOCK).amax(dim=2)
+    if full < n_items:
+        block_max = torch.cat([block_max, scores[:, full:].amax(dim=1, keepdim=True)], dim=1)
+    _, best_blocks = torch.topk(block_max, k, dim=1, sorted=False)
+    columns = (best_blocks.unsqueeze(2) * _BLOCK + torch.arange(_BLOCK)).view(n_rows, -1)
+    if full == n_items:
+        values = torch.gather(scores, 1, columns)
+    else:  # the last, partial block points past the end: read a valid column, then mask it
+        valid = columns < n_items
+        values = torch.gather(scores, 1, columns.clamp_(max=n_items - 1)).masked_fill_(~valid, -torch.inf)
+    top_values, position = torch.topk(values, k, dim=1, sorted=True)
+    return top_values, torch.gather(columns, 1, position)
+
+
+def _flat_positions(matrix: sp.csr_matrix, start: int, stop: int, n_items: int) -> torch.Tensor:
+    """Flat indices ``row * n_items + column`` of rows ``start:stop`` (rows renumbered from 0)."""
+    lo, hi = matrix.indptr[start], matrix.indptr[stop]
+    counts = np.diff(matrix.indptr[start : stop + 1])
+    rows = np.repeat(np.arange(stop - start, dtype=np.int64), counts)
+    return torch.from_numpy(rows * n_items + matrix.indices[lo:hi].astype(np.int64))
 
 
 def top_k(scores: np.ndarray, k: int, exclude: sp.csr_matrix | None = None) -> np.ndarray:
-    """Indices of the ``k`` best items per row, best first; excluded items are never returned
-    unless a row has fewer than ``k`` admissible items (then they come last).
+    """Indices of the ``k`` best items per row, best first.
 
-    ``scores`` is modified in place when ``exclude`` is given.
+    Excluded items are never returned: a row with fewer than ``k`` admissible items is padded
+    with ``-1``. ``scores`` is not modified.
     """
-    n_items = scores.shape[1]
-    k = min(k, n_items)
-    if exclude is not None and exclude.nnz:
-        rows, cols = exclude.nonzero()
-        scores[rows, cols] = -np.inf
-    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    part_scores = np.take_along_axis(scores, part, axis=1)
-    order = np.argsort(-part_scores, axis=1, kind="stable")
-    return np.take_along_axis(part, order, axis=1)
+    if k <= 0:
+        raise ValueError(f"k must be positive, got {k}")
+    tensor = torch.from_numpy(np.array(scores, dtype=np.float32, copy=True))
+    if exclude is not None:
+        exclude = sp.csr_matrix(exclude)
+        tensor.view(-1).index_fill_(0, _flat_positions(exclude, 0, exclude.shape[0], tensor.shape[1]), -torch.inf)
+    values, items = _top_k_tensor(tensor, k)
+    items[values == -torch.inf] = -1
+    return items.numpy()
+
+
+def hit_matrix(recommendations: np.ndarray, truth: sp.csr_matrix) -> np.ndarray:
+    """Boolean matrix: is ``recommendations[u, i]`` in row ``u`` of ``truth``? (``-1`` never is)."""
+    truth = sp.csr_matrix(truth)
+    n_items = truth.shape[1]
+    if truth.nnz == 0:
+        return np.zeros(recommendations.shape, dtype=bool)
+    rows = np.repeat(np.arange(truth.shape[0], dtype=np.int64), np.diff(truth.indptr))
+    truth_keys = np.sort(rows * n_items + truth.indices)
+    rec_keys = np.arange(recommendations.shape[0], dtype=np.int64)[:, None] * n_items + recommendations
+    found = np.minimum(np.searchsorted(truth_keys, rec_keys), len(truth_keys) - 1)
+    return (truth_keys[found] == rec_keys) & (recommendations >= 0)
 
 
 @dataclass(frozen=True)
@@ -46,11 +130,15 @@ class RankingResult:
     per_user
         One row per evaluated user (column ``user`` holds the user index), one column per metric.
     recommendations
-        ``(n_evaluated_users, max_k)`` item indices, best first, aligned with ``per_user``.
+        ``(n_evaluated_users, max_k)`` item indices, best first, aligned with ``per_user``
+        (``-1`` pads lists of users with fewer admissible items than ``max_k``).
+    hits
+        ``(n_evaluated_users, max_k)`` booleans: is the recommended item relevant.
     """
 
     per_user: pd.DataFrame
     recommendations: np.ndarray
+    hits: np.ndarray
 
     def mean(self) -> dict[str, float]:
         """Mean of every metric over evaluated users."""
@@ -64,8 +152,10 @@ def evaluate_ranking(
     *,
     metrics: Sequence[str] = DEFAULT_METRICS,
     ks: Sequence[int] = DEFAULT_KS,
-    batch_size: int = 1024,
+    batch_size: int = 512,
     users: np.ndarray | None = None,
+    sampled_negatives: int | None = None,
+    seed: int = 0,
 ) -> RankingResult:
     """Rank all items for every user with test items and compute per-user metrics.
 
@@ -81,46 +171,93 @@ def evaluate_ranking(
     metrics, ks
         Metric names and cut-offs (see :mod:`crossrec.evaluation.metrics`).
     batch_size
-        Users scored at once; memory is ``batch_size * n_items`` floats.
+        Users scored at once; memory is about ``2 * batch_size * n_items`` floats.
     users
         Restrict evaluation to these users (default: every user with at least one relevant item).
+    sampled_negatives
+        When set (e.g. 100), rank each user's relevant items among this many items sampled
+        uniformly (seeded) from those that are neither relevant nor excluded, instead of among
+        all items. Only for comparison with papers that use sampled metrics.
+    seed
+        Seed of the negative sampling.
+
+    Raises
+    ------
+    ValueError
+        On unknown metrics, bad cut-offs, mismatched shapes, an empty evaluation set, or a
+        scorer that returns the wrong shape or NaN.
     """
     pairs = parse_metric_names(metrics, ks)
     max_k = max(k for _, k in pairs)
     truth = sp.csr_matrix(truth)
+    n_users, n_items = truth.shape
+    if exclude is not None:
+        exclude = sp.csr_matrix(exclude)
+        if exclude.shape != truth.shape:
+            raise ValueError(f"exclude matrix has shape {exclude.shape}, truth has {truth.shape}")
+    if batch_size <= 0:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    if sampled_negatives is not None and sampled_negatives <= 0:
+        raise ValueError(f"sampled_negatives must be positive, got {sampled_negatives}")
     n_relevant_all = np.diff(truth.indptr)
     candidates = np.flatnonzero(n_relevant_all > 0)
     if users is not None:
         candidates = np.intersect1d(candidates, np.asarray(users, dtype=np.int64))
     if len(candidates) == 0:
-        raise ValueError("no user has a relevant item in the evaluation set: nothing to evaluate")
-    exclude = sp.csr_matrix(exclude) if exclude is not None else None
+        raise ValueError("no user has a relevant item in the evaluation set (empty test set): nothing to evaluate")
+    truth_rows = truth[candidates]
+    exclude_rows = exclude[candidates] if exclude is not None else None
+    generator = torch.Generator().manual_seed(seed)
 
-    columns: dict[str, list[np.ndarray]] = {}
-    all_recs = []
+    recommendations = np.empty((len(candidates), min(max_k, n_items)), dtype=np.int64)
+    hits = np.empty(recommendations.shape, dtype=bool)
+    buffer = torch.zeros(min(batch_size, len(candidates)) * n_items, dtype=torch.bool)
     for start in range(0, len(candidates), batch_size):
-        batch = candidates[start : start + batch_size]
-        scores = np.array(scorer(batch), dtype=np.float32, copy=True)
-        if scores.shape != (len(batch), truth.shape[1]):
-            raise ValueError(f"scorer returned shape {scores.shape}, expected {(len(batch), truth.shape[1])}")
-        recs = top_k(scores, max_k, exclude[batch] if exclude is not None else None)
-        batch_truth = truth[batch]
-        hits = _hits(recs, batch_truth)
-        values = accuracy_metrics(hits, n_relevant_all[batch], metrics, ks)
-        for name, value in values.items():
-            columns.setdefault(name, []).append(value)
-        all_recs.append(recs)
-    per_user = pd.DataFrame({"user": candidates, **{n: np.concatenate(v) for n, v in columns.items()}})
-    return RankingResult(per_user=per_user, recommendations=np.concatenate(all_recs))
+        stop = min(start + batch_size, len(candidates))
+        scores = _to_scratch_tensor(scorer(candidates[start:stop]))
+        if tuple(scores.shape) != (stop - start, n_items):
+            raise ValueError(f"scorer returned shape {tuple(scores.shape)}, expected {(stop - start, n_items)}")
+        flat_truth = _flat_positions(truth_rows, start, stop, n_items)
+        flat_exclude = _flat_positions(exclude_rows, start, stop, n_items) if exclude_rows is not None else None
+        if sampled_negatives is not None:
+            scores = _restrict_to_sample(scores, flat_truth, flat_exclude, sampled_negatives, generator)
+        if flat_exclude is not None:
+            scores.view(-1).index_fill_(0, flat_exclude, -torch.inf)
+        values, items = _top_k_tensor(scores, max_k)
+        if torch.isnan(values).any():
+            raise ValueError("scorer returned NaN scores")
+        # hits: mark relevant items in a reusable flat buffer, read the recommended ones, clear
+        buffer.index_fill_(0, flat_truth, True)
+        batch_hits = buffer.view(-1, n_items)[: stop - start].gather(1, items)
+        buffer.index_fill_(0, flat_truth, False)
+        missing = values == -torch.inf
+        items[missing] = -1
+        batch_hits &= ~missing
+        recommendations[start:stop] = items.numpy()
+        hits[start:stop] = batch_hits.numpy()
+    if hits.shape[1] < max_k:  # fewer items than the largest K: pad lists with no item
+        pad = max_k - hits.shape[1]
+        hits = np.pad(hits, ((0, 0), (0, pad)))
+        recommendations = np.pad(recommendations, ((0, 0), (0, pad)), constant_values=-1)
+    values_by_name = accuracy_metrics(hits, n_relevant_all[candidates], metrics, ks)
+    per_user = pd.DataFrame({"user": candidates, **values_by_name})
+    return RankingResult(per_user=per_user, recommendations=recommendations, hits=hits)
 
 
-def _hits(recs: np.ndarray, truth: sp.csr_matrix) -> np.ndarray:
-    """Boolean matrix: is ``recs[u, i]`` in row ``u`` of ``truth``? (vectorised via sorted keys)."""
-    n_items = truth.shape[1]
-    rows = np.repeat(np.arange(truth.shape[0]), np.diff(truth.indptr))
-    truth_keys = rows.astype(np.int64) * n_items + truth.indices
-    truth_keys.sort()
-    rec_keys = np.arange(recs.shape[0], dtype=np.int64)[:, None] * n_items + recs
-    found = np.searchsorted(truth_keys, rec_keys)
-    found = np.minimum(found, len(truth_keys) - 1)
-    return truth_keys[found] == rec_keys
+def _restrict_to_sample(
+    scores: torch.Tensor,
+    flat_truth: torch.Tensor,
+    flat_exclude: torch.Tensor | None,
+    n_negatives: int,
+    generator: torch.Generator,
+) -> torch.Tensor:
+    """Scores with every item but the relevant ones and ``n_negatives`` sampled others at -inf."""
+    keys = torch.rand(scores.shape, generator=generator)
+    keys.view(-1).index_fill_(0, flat_truth, 2.0)
+    if flat_exclude is not None:
+        keys.view(-1).index_fill_(0, flat_exclude, 2.0)
+    negatives = torch.topk(keys, min(n_negatives, scores.shape[1]), dim=1, largest=False).indices
+    restricted = torch.full_like(scores, -torch.inf)
+    restricted.scatter_(1, negatives, torch.gather(scores, 1, negatives))
+    restricted.view(-1)[flat_truth] = scores.view(-1)[flat_truth]
+    return restricted

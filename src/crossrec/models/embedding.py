@@ -1,0 +1,140 @@
+"""Shared machinery of models that score by a dot product of user and item embeddings."""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from dataclasses import dataclass
+from typing import Self
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from torch import nn
+
+from crossrec.models.base import Recommender
+from crossrec.training.trainer import TrainerConfig, TrainingHistory, train_embedding_model
+
+__all__ = ["EmbeddingInit", "EmbeddingRecommender"]
+
+
+@dataclass(frozen=True)
+class EmbeddingInit:
+    """Initial ID-embedding tables supplied by a transfer strategy.
+
+    Attributes
+    ----------
+    user, item
+        ``(n_users, dim)`` / ``(n_items, dim)`` starting tables, or ``None`` for the model's
+        own random initialisation.
+    transferred_lr_scale
+        Learning-rate multiplier for the tables that were supplied (``< 1`` keeps them closer
+        to what was learned in the source; ``0`` freezes them).
+    """
+
+    user: np.ndarray | None = None
+    item: np.ndarray | None = None
+    transferred_lr_scale: float = 1.0
+
+
+class EmbeddingRecommender(Recommender):
+    """Base of gradient-trained embedding models (BPR-MF, LightGCN, two-tower).
+
+    Subclasses build the torch module in :meth:`_build_module`; the module has ``user_embedding``
+    and ``item_embedding`` tables and ``embeddings() -> (users, items)``.
+    """
+
+    history_: TrainingHistory
+
+    def _trainer_config(self) -> TrainerConfig:
+        return TrainerConfig(
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            learning_rate=self.learning_rate,
+            l2=self.l2,
+            loss=self.loss,
+            n_negatives=self.n_negatives,
+            patience=self.patience,
+            seed=self.seed,
+            num_threads=self.num_threads,
+            progress=self.progress,
+        )
+
+    @abstractmethod
+    def _build_module(self, train: sp.csr_matrix) -> nn.Module:
+        """A fresh torch module for a training matrix of this shape."""
+
+    def fit(
+        self,
+        train: sp.csr_matrix,
+        valid: sp.csr_matrix | None = None,
+        *,
+        init: EmbeddingInit | None = None,
+        description: str | None = None,
+    ) -> Self:
+        """Train with early stopping on ``valid``; ``init`` warm-starts the ID tables."""
+        train = sp.csr_matrix(train)
+        self.n_users_, self.n_items_ = train.shape
+        torch.manual_seed(self.seed)
+        module = self._build_module(train)
+        groups = None
+        if init is not None:
+            groups = _apply_init(module, init, self.learning_rate)
+        self.history_ = train_embedding_model(
+            module,
+            train,
+            valid,
+            self._trainer_config(),
+            parameter_groups=groups,
+            description=description or self.name,
+        )
+        self._module = module
+        self._cache_vectors()
+        return self
+
+    def _cache_vectors(self) -> None:
+        with torch.no_grad():
+            users, items = self._module.embeddings()
+        self.user_vectors_ = users.detach().numpy().astype(np.float32, copy=True)
+        self.item_vectors_ = items.detach().numpy().astype(np.float32, copy=True)
+
+    def score(self, users: np.ndarray) -> np.ndarray:
+        self._check_fitted()
+        return self.user_vectors_[np.asarray(users, dtype=np.int64)] @ self.item_vectors_.T
+
+    def user_vectors(self) -> np.ndarray:
+        self._check_fitted()
+        return self.user_vectors_
+
+    def item_vectors(self) -> np.ndarray:
+        self._check_fitted()
+        return self.item_vectors_
+
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        return {"user_vectors": self.user_vectors_, "item_vectors": self.item_vectors_}
+
+    def _set_state(self, arrays: dict[str, np.ndarray]) -> None:
+        self.user_vectors_ = arrays["user_vectors"]
+        self.item_vectors_ = arrays["item_vectors"]
+
+
+def _apply_init(module: nn.Module, init: EmbeddingInit, learning_rate: float) -> list[dict]:
+    transferred: list[nn.Parameter] = []
+    for table, values in (("user_embedding", init.user), ("item_embedding", init.item)):
+        if values is None:
+            continue
+        weight: nn.Parameter = getattr(module, table).weight
+        if values.shape != tuple(weight.shape):
+            raise ValueError(f"initial {table} has shape {values.shape}, the model needs {tuple(weight.shape)}")
+        with torch.no_grad():
+            weight.copy_(torch.as_tensor(values, dtype=weight.dtype))
+        transferred.append(weight)
+    ids = {id(p) for p in transferred}
+    rest = [p for p in module.parameters() if id(p) not in ids and p.requires_grad]
+    groups = [{"params": rest}] if rest else []
+    if transferred:
+        if init.transferred_lr_scale == 0:
+            for parameter in transferred:
+                parameter.requires_grad_(False)
+        else:
+            groups.append({"params": transferred, "lr": learning_rate * init.transferred_lr_scale})
+    return groups

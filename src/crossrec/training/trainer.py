@@ -1,0 +1,205 @@
+"""Mini-batch trainer for embedding models: negative sampling, BPR or sampled-softmax loss,
+Adam, early stopping on a validation metric, seeded determinism and Rich progress."""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
+
+from crossrec.evaluation.ranking import evaluate_ranking
+from crossrec.training.sampling import NegativeSampler
+
+__all__ = ["EmbeddingModule", "TrainerConfig", "TrainingHistory", "train_embedding_model"]
+
+
+class EmbeddingModule(Protocol):
+    """What the trainer needs of a model: final user and item embeddings (after any towers or
+    graph propagation) whose dot products are the scores."""
+
+    def embeddings(self) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+    def parameters(self): ...  # noqa: ANN201 - torch's own signature
+
+    def train(self, mode: bool = True) -> nn.Module: ...
+
+
+class TrainerConfig(BaseModel):
+    """Optimisation settings of :func:`train_embedding_model`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    epochs: int = Field(200, ge=1, description="Maximum number of passes over the training interactions.")
+    batch_size: int = Field(2048, ge=1, description="Interactions per gradient step.")
+    learning_rate: float = Field(1e-3, gt=0, description="Adam learning rate.")
+    l2: float = Field(0.0, ge=0, description="L2 penalty on the embeddings used in each batch.")
+    loss: Literal["bpr", "softmax"] = Field("bpr", description="Pairwise BPR or sampled softmax.")
+    n_negatives: int = Field(1, ge=1, description="Sampled negatives per positive.")
+    patience: int = Field(10, ge=1, description="Evaluations without improvement before stopping.")
+    eval_every: int = Field(1, ge=1, description="Epochs between validation evaluations.")
+    valid_metric: str = Field("ndcg@10", description="Validation metric for early stopping.")
+    seed: int = Field(0, description="Seed for initialisation, shuffling and sampling.")
+    num_threads: int | None = Field(None, ge=1, description="torch.set_num_threads; None keeps torch's.")
+    progress: bool = Field(True, description="Show a Rich progress bar.")
+
+
+@dataclass
+class TrainingHistory:
+    """Per-epoch records (``epoch``, ``loss``, ``seconds`` and the validation metric when evaluated)."""
+
+    epochs: list[dict[str, float]] = field(default_factory=list)
+    best_epoch: int = 0
+    best_score: float = float("-inf")
+    seconds: float = 0.0
+
+
+def _validation_score(module: EmbeddingModule, train: sp.csr_matrix, valid: sp.csr_matrix, metric: str) -> float:
+    name, k = metric.split("@")
+    with torch.no_grad():
+        users, items = (t.detach() for t in module.embeddings())
+    result = evaluate_ranking(
+        lambda batch: (users[torch.as_tensor(batch)] @ items.T).numpy(),
+        valid,
+        train,
+        metrics=[name],
+        ks=[int(k)],
+    )
+    return result.mean()[metric]
+
+
+def train_embedding_model(
+    module: nn.Module,
+    train: sp.csr_matrix,
+    valid: sp.csr_matrix | None,
+    config: TrainerConfig,
+    *,
+    parameter_groups: list[dict] | None = None,
+    description: str = "training",
+) -> TrainingHistory:
+    """Train ``module`` in place; on return it holds the weights of the best validation epoch.
+
+    Parameters
+    ----------
+    module
+        A ``torch.nn.Module`` with ``embeddings() -> (user_table, item_table)``.
+    train
+        Binary user x item matrix of training positives.
+    valid
+        Binary matrix of validation positives for early stopping (``None``: train all epochs).
+    config
+        Optimisation settings.
+    parameter_groups
+        Optional Adam parameter groups (e.g. a lower learning rate for transferred weights);
+        default: all trainable parameters at ``config.learning_rate``.
+    description
+        Label of the progress bar.
+    """
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    train = sp.csr_matrix(train)
+    users_all = np.repeat(np.arange(train.shape[0], dtype=np.int64), np.diff(train.indptr))
+    items_all = train.indices.astype(np.int64)
+    if len(users_all) == 0:
+        raise ValueError("cannot train on an empty training matrix")
+    sampler = NegativeSampler(train)
+    groups = parameter_groups or [{"params": [p for p in module.parameters() if p.requires_grad]}]
+    optimizer = torch.optim.Adam(groups, lr=config.learning_rate)
+    history = TrainingHistory()
+    best_state = copy.deepcopy(module.state_dict())
+    stale = 0
+    started = time.perf_counter()
+
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("epoch {task.completed}/{task.total}"),
+        TextColumn("{task.fields[status]}"),
+        TimeElapsedColumn(),
+        disable=not config.progress,
+        transient=False,
+    )
+    with progress:
+        task = progress.add_task(description, total=config.epochs, status="")
+        for epoch in range(1, config.epochs + 1):
+            epoch_start = time.perf_counter()
+            module.train()
+            order = rng.permutation(len(users_all))
+            total_loss = 0.0
+            for start in range(0, len(order), config.batch_size):
+                batch = order[start : start + config.batch_size]
+                users = users_all[batch]
+                negatives = sampler.sample(users, config.n_negatives, rng)
+                loss = _batch_loss(
+                    module,
+                    torch.from_numpy(users),
+                    torch.from_numpy(items_all[batch]),
+                    torch.from_numpy(negatives),
+                    config,
+                )
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                total_loss += float(loss.detach()) * len(batch)
+            record: dict[str, float] = {
+                "epoch": epoch,
+                "loss": total_loss / len(order),
+                "seconds": time.perf_counter() - epoch_start,
+            }
+            status = f"loss {record['loss']:.4f}"
+            if valid is not None and epoch % config.eval_every == 0:
+                module.eval()
+                score = _validation_score(module, train, valid, config.valid_metric)
+                record[f"valid_{config.valid_metric}"] = score
+                status += f"  valid {config.valid_metric} {score:.4f}"
+                if score > history.best_score:
+                    history.best_score, history.best_epoch = score, epoch
+                    best_state = copy.deepcopy(module.state_dict())
+                    stale = 0
+                else:
+                    stale += 1
+            history.epochs.append(record)
+            progress.update(task, advance=1, status=status)
+            if valid is not None and stale >= config.patience:
+                break
+        if valid is None:
+            best_state = module.state_dict()
+            history.best_epoch = len(history.epochs)
+    module.load_state_dict(best_state)
+    module.eval()
+    history.seconds = time.perf_counter() - started
+    return history
+
+
+def _batch_loss(
+    module: nn.Module,
+    users: torch.Tensor,
+    positives: torch.Tensor,
+    negatives: torch.Tensor,
+    config: TrainerConfig,
+) -> torch.Tensor:
+    user_table, item_table = module.embeddings()
+    user_vectors = user_table[users]
+    positive_vectors = item_table[positives]
+    negative_vectors = item_table[negatives]  # (batch, n_negatives, dim)
+    positive_scores = (user_vectors * positive_vectors).sum(-1)
+    negative_scores = torch.einsum("bd,bnd->bn", user_vectors, negative_vectors)
+    if config.loss == "bpr":
+        loss = -torch.nn.functional.logsigmoid(positive_scores[:, None] - negative_scores).mean()
+    else:
+        logits = torch.cat([positive_scores[:, None], negative_scores], dim=1)
+        loss = torch.nn.functional.cross_entropy(logits, torch.zeros(len(users), dtype=torch.long))
+    if config.l2:
+        penalty = user_vectors.pow(2).sum() + positive_vectors.pow(2).sum() + negative_vectors.pow(2).sum()
+        loss = loss + config.l2 * penalty / len(users)
+    return loss
