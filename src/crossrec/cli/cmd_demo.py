@@ -34,11 +34,11 @@ def demo(
         raise typer.Exit(2) from error
 
     baseline = result.summary["bpr_mf"]
-    table = Table(title="movielens-cdr: ML-1M -> ML-100K, test split, full ranking")
-    table.add_column("model")
+    table = Table(title="movielens-cdr: ML-1M -> ML-100K, test split, full ranking, metrics @10")
+    table.add_column("model", no_wrap=True)
     for metric in REPORT_METRICS:
-        table.add_column(f"{metric}@10", justify="right")
-    table.add_column("NDCG@10 vs target-only", justify="right")
+        table.add_column(metric, justify="right")
+    table.add_column("NDCG gain", justify="right")
     table.add_column("train s", justify="right")
     for name, metrics in result.summary.items():
         gain = (metrics["ndcg@10"] - baseline["ndcg@10"]) / baseline["ndcg@10"]
