@@ -10,7 +10,9 @@ import duckdb
 __all__ = ["connect", "quote_identifier", "quote_literal"]
 
 
-def connect(scratch: Path, *, threads: int | None = None, memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
+def connect(
+    scratch: Path, *, threads: int | None = None, memory_limit: str | None = None
+) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB that spills to ``scratch`` when it would exceed ``memory_limit``.
 
     Defaults come from ``CROSSREC_DUCKDB_THREADS`` (else 2) and ``CROSSREC_DUCKDB_MEMORY`` (else ``2GB``).
@@ -24,11 +26,11 @@ def connect(scratch: Path, *, threads: int | None = None, memory_limit: str | No
             "memory_limit": memory_limit,
             "temp_directory": str(scratch),
             "preserve_insertion_order": True,
-            "enable_progress_bar": False,
             "autoinstall_known_extensions": False,
             "autoload_known_extensions": False,
         },
     )
+    con.execute("SET enable_progress_bar = false")
     return con
 
 

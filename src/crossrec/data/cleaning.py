@@ -29,7 +29,7 @@ class Funnel:
 
 
 def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
-    return con.execute(f"SELECT count(*) FROM {qi(table)}").fetchone()[0]  # type: ignore[index]
+    return con.execute(f"SELECT count(*) FROM {qi(table)}").fetchall()[0][0]  # type: ignore[index]
 
 
 def deduplicate(con: duckdb.DuckDBPyConnection, source: str, target: str, rule: str, has_time: bool) -> int:
@@ -39,7 +39,8 @@ def deduplicate(con: duckdb.DuckDBPyConnection, source: str, target: str, rule: 
     file position), ``max`` the largest value, ``sum`` the total; the timestamp kept is the latest
     (earliest for ``first``).
     """
-    order = "(ts, _order)" if has_time else "_order"
+    # one HUGEINT key (time, then source and file position) compares much faster than a struct
+    order = "(ts::HUGEINT * 18446744073709551616 + _order)" if has_time else "_order"
     value, ts = {
         "latest": (f"arg_max(value, {order})", "max(ts)"),
         "first": (f"arg_min(value, {order})", "min(ts)"),
@@ -47,7 +48,8 @@ def deduplicate(con: duckdb.DuckDBPyConnection, source: str, target: str, rule: 
         "sum": ("sum(value)", "max(ts)"),
     }[rule]
     con.execute(
-        f"CREATE TABLE {qi(target)} AS SELECT user, item, {value} AS value, {ts} AS ts, min(_order) AS _order "
+        f"CREATE TABLE {qi(target)} AS SELECT user, item, {value} AS value, {ts} AS ts, min(_order) AS "
+        "_order "
         f"FROM {qi(source)} GROUP BY user, item"
     )
     return _count(con, target)
@@ -64,7 +66,8 @@ def k_core(con: duckdb.DuckDBPyConnection, table: str, k: int) -> int:
     rows = _count(con, table)
     while True:
         con.execute(
-            f"DELETE FROM {qi(table)} WHERE user IN (SELECT user FROM {qi(table)} GROUP BY user HAVING count(*) < ?) "
+            f"DELETE FROM {qi(table)} WHERE user IN (SELECT user FROM {qi(table)} GROUP BY user HAVING "
+            "count(*) < ?) "
             f"OR item IN (SELECT item FROM {qi(table)} GROUP BY item HAVING count(*) < ?)",
             [k, k],
         )

@@ -130,16 +130,17 @@ def item_links(keys: pd.DataFrame, order: Sequence[str], fuzzy_threshold: float 
         }
     )
     if fuzzy_threshold is not None:
-        titles = table[table["method"] == "title"]
-        spans = titles.groupby("link_id")["domain"].transform("nunique")
         for domain in order:
+            # recomputed each time so that items matched earlier are seen with their new link ids
+            titles = table[table["method"].isin(["title", "fuzzy"])]
+            spans = titles.groupby("link_id")["domain"].transform("nunique")
             mine = titles[(titles["domain"] == domain) & (spans < 2)]
             others = np.unique(titles.loc[titles["domain"] != domain, "link_id"].to_numpy(object).astype(str))
             if mine.empty or len(others) == 0:
                 continue
-            queries = mine["link_id"].str.slice(len("title:")).to_numpy(str)
-            choice_titles = np.array([o[len("title:") :] for o in others], dtype=object)
-            best, score = fuzzy_title_matches(queries, choice_titles, fuzzy_threshold)
+            queries = mine["link_id"].str.slice(len("title:")).to_numpy(object)
+            choices = np.array([other[len("title:") :] for other in others], dtype=object)
+            best, score = fuzzy_title_matches(queries, choices, fuzzy_threshold)
             hit = best >= 0
             rows = mine.index[hit]
             table.loc[rows, "link_id"] = others[best[hit]]

@@ -62,31 +62,37 @@ def timestamp_sql(expression: str, duck_type: str, timestamp_format: str) -> str
     return (
         f"CASE WHEN {number} IS NOT NULL THEN CAST(floor(CASE WHEN abs({number}) >= 1e11 "
         f"THEN {number} / 1000 ELSE {number} END) AS BIGINT) "
-        f"ELSE CAST(floor(epoch(COALESCE(TRY_CAST({text} AS TIMESTAMP), TRY_CAST({text} AS TIMESTAMPTZ)))) AS BIGINT) END"
+        f"ELSE CAST(floor(epoch(COALESCE(TRY_CAST({text} AS TIMESTAMP), TRY_CAST({text} AS TIMESTAMPTZ)))) "
+        "AS BIGINT) END"
     )
 
 
 def tags_sql(expression: str, duck_type: str, separator: str | None) -> str:
     """A VARCHAR[] of distinct-order-preserving, NFC, non-empty labels."""
     if duck_type.upper().endswith("[]"):
-        items = f"list_transform({expression}, x -> {text_sql('x')})"
+        items = f"list_transform({expression}, lambda x: {text_sql('x')})"
     elif separator is None:
-        items = f"list_transform(regexp_split_to_array(trim(CAST({expression} AS VARCHAR)), '\\s+'), x -> {text_sql('x')})"
+        parts = f"regexp_split_to_array(trim(CAST({expression} AS VARCHAR)), '\\s+')"
+        items = f"list_transform({parts}, lambda x: {text_sql('x')})"
     else:
-        items = f"list_transform(string_split(CAST({expression} AS VARCHAR), {ql(separator)}), x -> {text_sql('x')})"
-    return f"CASE WHEN {expression} IS NULL THEN NULL ELSE list_filter({items}, x -> x IS NOT NULL) END"
+        parts = f"string_split(CAST({expression} AS VARCHAR), {ql(separator)})"
+        items = f"list_transform({parts}, lambda x: {text_sql('x')})"
+    return f"CASE WHEN {expression} IS NULL THEN NULL ELSE list_filter({items}, lambda x: x IS NOT NULL) END"
 
 
 def vector_sql(expression: str, duck_type: str, separator: str | None) -> str:
     """A FLOAT[]; a text value is split on ``separator`` (default: whitespace, commas or semicolons)."""
     if duck_type.upper().endswith("[]"):
-        return f"list_transform({expression}, x -> TRY_CAST(x AS FLOAT))"
+        return f"list_transform({expression}, lambda x: TRY_CAST(x AS FLOAT))"
     pattern = "[\\s,;]+" if separator is None else None
     text = f"trim(CAST({expression} AS VARCHAR), ' []')"
     parts = (
-        f"regexp_split_to_array({text}, {ql(pattern)})" if pattern else f"string_split({text}, {ql(separator or ',')})"
+        f"regexp_split_to_array({text}, {ql(pattern)})"
+        if pattern
+        else f"string_split({text}, {ql(separator or ',')})"
     )
-    return f"CASE WHEN {expression} IS NULL THEN NULL ELSE list_transform({parts}, x -> TRY_CAST(trim(x) AS FLOAT)) END"
+    values = f"list_transform({parts}, lambda x: TRY_CAST(trim(x) AS FLOAT))"
+    return f"CASE WHEN {expression} IS NULL THEN NULL ELSE {values} END"
 
 
 def identity_key_sql(kind: str, expression: str) -> str:
@@ -104,14 +110,15 @@ def identity_key_sql(kind: str, expression: str) -> str:
 
 def item_key_sql(expression: str) -> str:
     """A shared item key (ISBN, course code) compared without case, accents, spaces or punctuation."""
-    return f"NULLIF(regexp_replace(lower(strip_accents({text_sql(expression)})), '[^\\pL\\pN]+', '', 'g'), '')"
+    return (
+        f"NULLIF(regexp_replace(lower(strip_accents({text_sql(expression)})), '[^\\pL\\pN]+', '', 'g'), '')"
+    )
 
 
 def title_sql(expression: str) -> str:
     """A title without case, accents or punctuation, single-spaced."""
-    return (
-        f"NULLIF(trim(regexp_replace(lower(strip_accents({text_sql(expression)})), '[^\\pL\\pN]+', ' ', 'g')), '')"
-    )
+    folded = f"lower(strip_accents({text_sql(expression)}))"
+    return f"NULLIF(trim(regexp_replace({folded}, '[^\\pL\\pN]+', ' ', 'g')), '')"
 
 
 def normalize_phones(values: Iterable[str], region: str) -> list[str | None]:

@@ -130,7 +130,8 @@ def stage_table(
         staged = _stage_files(con, location, columns, table_name, base_dir, scratch, where)
     if staged.rows == 0:
         raise IngestError(
-            f"{where}: {location.describe()} has no data rows; point the source at a non-empty table or remove it"
+            f"{where}: {location.describe()} has no data rows; point the source at a non-empty table or "
+            "remove it"
         )
     return staged
 
@@ -153,7 +154,8 @@ def _resolve_files(location: Location, base_dir: Path, where: str) -> list[tuple
         return [(str(Path(location.path).parent / m.name), m) for m in matches]
     if not pattern.is_file():
         raise IngestError(
-            f"{where}: file {location.path!r} not found (looked for {pattern}); check 'path' or pass --data-dir"
+            f"{where}: file {location.path!r} not found (looked for {pattern}); check 'path' or pass "
+            "--data-dir"
         )
     return [(location.path, pattern)]
 
@@ -195,11 +197,22 @@ def _stage_files(
             raise IngestError(f"{file_where}: cannot read the file as {fmt}: {_safe_reason(error)}") from None
         if rejects is not None:
             _collect_structural_rejects(con, staged, index, rejects, file_where)
-        staged.rows = con.execute(f"SELECT count(*) FROM {qi(table_name)}").fetchone()[0]  # type: ignore[index]
-    staged.types = {
-        name: kind for name, kind, *_ in con.execute(f"DESCRIBE {qi(table_name)}").fetchall() if name != "_file"
-    }
+        staged.rows = con.execute(f"SELECT count(*) FROM {qi(table_name)}").fetchall()[0][0]  # type: ignore[index]
+    staged.types = _describe(con, table_name)
+    for name, kind in staged.types.items():
+        if kind == "JSON":  # mixed-type JSON fields: their text, unquoted, is typed later like CSV text
+            con.execute(
+                f"ALTER TABLE {qi(table_name)} ALTER {qi(name)} TYPE VARCHAR "
+                f"USING json_extract_string({qi(name)}, '$')"
+            )
+            staged.types[name] = "VARCHAR"
     return staged
+
+
+def _describe(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:
+    return {
+        name: kind for name, kind, *_ in con.execute(f"DESCRIBE {qi(table)}").fetchall() if name != "_file"
+    }
 
 
 def _safe_reason(error: Exception) -> str:
@@ -260,7 +273,9 @@ def _text_sql(
     try:
         encoding = codecs.lookup(location.encoding).name
     except LookupError:
-        raise IngestError(f"{where}: unknown encoding {location.encoding!r}; use e.g. 'utf-8' or 'latin-1'") from None
+        raise IngestError(
+            f"{where}: unknown encoding {location.encoding!r}; use e.g. 'utf-8' or 'latin-1'"
+        ) from None
     if encoding not in _DUCKDB_ENCODINGS:
         path = _transcode(path, encoding, scratch / f"{staged.name}_{index}.utf8", where)
         encoding = "utf-8"
@@ -293,20 +308,28 @@ def _collect_structural_rejects(
     con: duckdb.DuckDBPyConnection, staged: StagedTable, index: int, rejects: str, where: str
 ) -> None:
     try:
-        found = con.execute(f"SELECT line, column_name, error_type FROM {qi(rejects)} ORDER BY line").fetchall()
+        found = con.execute(
+            f"SELECT line, column_name, error_type FROM {qi(rejects)} ORDER BY line"
+        ).fetchall()
     except duckdb.CatalogException:
         found = []
     for table in (rejects, rejects + "_scan"):
         con.execute(f"DROP TABLE IF EXISTS {qi(table)}")
     if any(kind == "INVALID ENCODING" for _, _, kind in found):
         raise IngestError(
-            f"{where}: the text is not valid in the declared encoding; set 'encoding' (e.g. 'latin-1', 'cp1252')"
+            f"{where}: the text is not valid in the declared encoding; set 'encoding' (e.g. 'latin-1', "
+            "'cp1252')"
         )
     if found:
         staged.broken_lines[index] = np.array(sorted({int(line) for line, _, _ in found}), dtype=np.int64)
         for line, column, kind in found:
             staged.structural_rejects.append(
-                {"file": staged.files[index], "row": int(line), "column": column, "reason": _parse_reason(kind)}
+                {
+                    "file": staged.files[index],
+                    "row": int(line),
+                    "column": column,
+                    "reason": _parse_reason(kind),
+                }
             )
 
 
@@ -325,18 +348,24 @@ def _first_line(path: Path, encoding: str, where: str) -> str:
             line = handle.readline()
     except UnicodeDecodeError:
         raise IngestError(
-            f"{where}: the header is not valid {encoding}; set 'encoding' (e.g. 'latin-1', 'cp1252', 'utf-16')"
+            f"{where}: the header is not valid {encoding}; set 'encoding' (e.g. 'latin-1', 'cp1252', "
+            "'utf-16')"
         ) from None
     except OSError as error:
         raise IngestError(f"{where}: cannot read the file ({error.strerror})") from None
     if not line.strip():
-        raise IngestError(f"{where}: the file is empty (no header line); point the source at a file with data")
+        raise IngestError(
+            f"{where}: the file is empty (no header line); point the source at a file with data"
+        )
     return line.lstrip("\ufeff")
 
 
 def _transcode(path: Path, encoding: str, target: Path, where: str) -> Path:
     try:
-        with open(path, encoding=encoding, newline="") as src, open(target, "w", encoding="utf-8", newline="") as dst:
+        with (
+            open(path, encoding=encoding, newline="") as src,
+            open(target, "w", encoding="utf-8", newline="") as dst,
+        ):
             while chunk := src.read(1 << 20):
                 dst.write(chunk)
     except UnicodeDecodeError as error:
@@ -360,7 +389,9 @@ def _stage_sql(
 ) -> StagedTable:
     url = location.url or os.environ.get(location.url_env or "", "")
     if not url:
-        raise IngestError(f"{where}: environment variable {location.url_env} (url_env) is not set; set it to a URL")
+        raise IngestError(
+            f"{where}: environment variable {location.url_env} (url_env) is not set; set it to a URL"
+        )
     inner = f"SELECT * FROM {location.table}" if location.table else location.query
     label = location.describe()
     staged = StagedTable(name=table_name, files=[label], file_starts=[0], first_line=1, types={})
@@ -375,12 +406,14 @@ def _stage_sql(
             _stage_sqlalchemy(con, url, inner, columns, table_name, where)
     except IngestError:
         raise
-    except Exception as error:  # drivers raise their own hierarchies; never echo the URL (it may hold a password)
-        raise IngestError(f"{where}: cannot read {label}: {type(error).__name__}: {_safe_reason(error)}") from None
-    staged.rows = con.execute(f"SELECT count(*) FROM {qi(table_name)}").fetchone()[0]  # type: ignore[index]
-    staged.types = {
-        name: kind for name, kind, *_ in con.execute(f"DESCRIBE {qi(table_name)}").fetchall() if name != "_file"
-    }
+    except (
+        Exception
+    ) as error:  # drivers raise their own hierarchies; never echo the URL (it may hold a password)
+        raise IngestError(
+            f"{where}: cannot read {label}: {type(error).__name__}: {_safe_reason(error)}"
+        ) from None
+    staged.rows = con.execute(f"SELECT count(*) FROM {qi(table_name)}").fetchall()[0][0]  # type: ignore[index]
+    staged.types = _describe(con, table_name)
     return staged
 
 
@@ -391,11 +424,19 @@ def _sqlite_path(url: str, base_dir: Path) -> Path:
 
 
 def _stage_sqlite(
-    con: duckdb.DuckDBPyConnection, url: str, base_dir: Path, inner: str | None, columns: list[str], table: str, where: str
+    con: duckdb.DuckDBPyConnection,
+    url: str,
+    base_dir: Path,
+    inner: str | None,
+    columns: list[str],
+    table: str,
+    where: str,
 ) -> None:
     path = _sqlite_path(url, base_dir)
     if not path.is_file():
-        raise IngestError(f"{where}: SQLite file {path} not found; check 'url' (sqlite:///relative/or/absolute.db)")
+        raise IngestError(
+            f"{where}: SQLite file {path} not found; check 'url' (sqlite:///relative/or/absolute.db)"
+        )
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
         probe = db.execute(f"SELECT * FROM ({inner}) LIMIT 0")
@@ -445,21 +486,25 @@ def _stage_postgres(
         cursor.execute(f"SELECT * FROM ({inner}) AS q LIMIT 0")
         _check_columns([d.name for d in cursor.description or []], columns, where)
         # COPY streams the rows as CSV bytes: no Python object per row
-        with open(export, "wb") as out, cursor.copy(
-            f"COPY (SELECT {select} FROM ({inner}) AS q) TO STDOUT WITH (FORMAT csv, HEADER false)"
-        ) as copy:
+        with (
+            open(export, "wb") as out,
+            cursor.copy(
+                f"COPY (SELECT {select} FROM ({inner}) AS q) TO STDOUT WITH (FORMAT csv, HEADER false)"
+            ) as copy,
+        ):
             for chunk in copy:
                 out.write(chunk)
-    names = "[" + ", ".join(ql(c) for c in columns) + "]"
     con.execute(
         f"CREATE TABLE {qi(table)} AS SELECT {select}, 0::INTEGER AS _file FROM read_csv({ql(str(export))}, "
-        f"header=false, all_varchar=true, delim=',', quote='\"', escape='\"', names={names}, "
+        f"header=false, all_varchar=true, delim=',', quote='\"', escape='\"', "
         "auto_detect=false, columns={" + ", ".join(f"{ql(c)}: 'VARCHAR'" for c in columns) + "})"
     )
     export.unlink()
 
 
-def _dbapi_batches(cursor: object, columns: list[str], *, stringify: bool = False) -> Iterator[pa.RecordBatch]:
+def _dbapi_batches(
+    cursor: object, columns: list[str], *, stringify: bool = False
+) -> Iterator[pa.RecordBatch]:
     schema = pa.schema([(c, pa.string()) for c in columns])
     while rows := cursor.fetchmany(_BATCH_ROWS):  # type: ignore[attr-defined]
         values = list(zip(*rows, strict=True))
@@ -471,11 +516,14 @@ def _dbapi_batches(cursor: object, columns: list[str], *, stringify: bool = Fals
 def _load_batches(
     con: duckdb.DuckDBPyConnection, table: str, columns: list[str], batches: Iterator[pa.RecordBatch]
 ) -> None:
-    schema = pa.schema([(c, pa.string()) for c in columns])
-    reader = pa.RecordBatchReader.from_batches(schema, batches)
-    con.register("_sql_batches", reader)
-    try:
-        select = ", ".join(qi(c) for c in columns)
-        con.execute(f"CREATE TABLE {qi(table)} AS SELECT {select}, 0::INTEGER AS _file FROM _sql_batches")
-    finally:
-        con.unregister("_sql_batches")
+    # Batches are materialised one at a time in this thread (DB-API cursors are not thread-safe).
+    select = ", ".join(qi(c) for c in columns)
+    con.execute(
+        f"CREATE TABLE {qi(table)} (" + ", ".join(f"{qi(c)} VARCHAR" for c in columns) + ", _file INTEGER)"
+    )
+    for batch in batches:
+        con.register("_sql_batch", batch)
+        try:
+            con.execute(f"INSERT INTO {qi(table)} SELECT {select}, 0 FROM _sql_batch")
+        finally:
+            con.unregister("_sql_batch")

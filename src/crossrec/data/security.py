@@ -71,10 +71,11 @@ def check_credential_values(
         hashy = bool(_words(column) & _HASH_WORDS)
         pattern = f"({_PASSWORD_HASH})|({_HEX_DIGEST})" if hashy else _PASSWORD_HASH
         found = con.execute(
-            f"SELECT count(*) FROM (SELECT CAST({qi(column)} AS VARCHAR) AS v FROM {qi(table)} LIMIT {sample}) "
+            f"SELECT count(*) FROM (SELECT CAST({qi(column)} AS VARCHAR) AS v FROM {qi(table)} LIMIT "
+            f"{sample}) "
             "WHERE regexp_matches(v, $pattern)",
             {"pattern": pattern},
-        ).fetchone()[0]  # type: ignore[index]
+        ).fetchall()[0][0]  # type: ignore[index]
         if found:
             raise CredentialError(
                 f"{where}: column {column!r} holds values that look like password hashes; {_REFUSAL}"
@@ -82,15 +83,22 @@ def check_credential_values(
 
 
 def check_no_emails(
-    con: duckdb.DuckDBPyConnection, table: str, columns: list[str], where: str, fix: str, *, sample: int = 20_000
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    columns: list[str],
+    where: str,
+    fix: str,
+    *,
+    sample: int = 20_000,
 ) -> None:
     """Refuse columns bound for the bundle whose values look like email addresses (raw identifiers)."""
     for column in columns:
         found = con.execute(
-            f"SELECT count(*) FROM (SELECT CAST({qi(column)} AS VARCHAR) AS v FROM {qi(table)} LIMIT {sample}) "
+            f"SELECT count(*) FROM (SELECT CAST({qi(column)} AS VARCHAR) AS v FROM {qi(table)} LIMIT "
+            f"{sample}) "
             "WHERE regexp_matches(trim(v), $pattern)",
             {"pattern": _EMAIL},
-        ).fetchone()[0]  # type: ignore[index]
+        ).fetchall()[0][0]  # type: ignore[index]
         if found:
             raise IngestError(
                 f"{where}: column {column!r} holds email addresses, which must never reach the bundle; {fix}"

@@ -69,10 +69,10 @@ class _Model(BaseModel):
 
 
 class Location(_Model):
-    """Where a table is: files (``path``, a glob is allowed) or a SQL database (``url`` + ``table``/``query``)."""
+    """Where a table is: files (``path``, a glob is allowed) or a database (``url`` + ``table``/``query``)."""
 
     path: str | None = None
-    """File path or glob; relative paths are resolved against ``--data-dir`` (default: the sources file's folder)."""
+    """File path or glob, relative to ``--data-dir`` (default: the sources file's folder)."""
     url: str | None = None
     """Database URL: ``sqlite:///file.db``, ``postgresql://user@host:5432/db`` or any SQLAlchemy URL."""
     url_env: str | None = None
@@ -126,7 +126,11 @@ class Location(_Model):
         """A printable description with no password in it."""
         if self.path is not None:
             return self.path
-        where = f"${self.url_env}" if self.url_env else re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", self.url or "")
+        where = (
+            f"${self.url_env}"
+            if self.url_env
+            else re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", self.url or "")
+        )
         return f"{where} ({'table ' + self.table if self.table else 'query'})"
 
 
@@ -224,7 +228,7 @@ class ItemTable(_EntityTable):
     link_key: str | None = None
     """Column of a key shared across domains (ISBN, course code); compared without case and punctuation."""
     link_title: str | None = None
-    """Column of a title to link items by normalised title (and fuzzily with ``[link] item_fuzzy_threshold``)."""
+    """Column of a title to link items by normalised title (fuzzily with ``[link] item_fuzzy_threshold``)."""
 
     @model_validator(mode="after")
     def _one_item_link(self) -> ItemTable:
@@ -293,7 +297,60 @@ class SourcesFile(_Model):
         for name in used:
             if not _NAME.match(name):
                 raise ValueError(f"domain name {name!r} must be a plain name")
+        self._check_privacy()
+        self._check_attribute_kinds()
         return self
+
+    def _check_privacy(self) -> None:
+        for name, source in self.sources.items():
+            for label, table in (("interactions", source.interactions), ("users", source.users)):
+                if table is None:
+                    continue
+                id_column = table.user if isinstance(table, InteractionTable) else table.id
+                if id_column in table.link_keys.values() and not source.pseudonymize_user_ids:
+                    raise ValueError(
+                        f"sources.{name}.{label}: the user id column {id_column!r} is also a link key (a raw "
+                        f"identifier); set sources.{name}.pseudonymize_user_ids = true"
+                    )
+                if isinstance(table, UserTable):
+                    leaked = {spec.column or attr for attr, spec in table.attribute_specs().items()}
+                    leaked &= set(table.link_keys.values())
+                    if leaked:
+                        raise ValueError(
+                            f"sources.{name}.users.attributes: {sorted(leaked)} are link keys (raw "
+                            "identifiers) "
+                            "and cannot also be attributes; remove them from 'attributes'"
+                        )
+
+    def _check_attribute_kinds(self) -> None:
+        for label in ("users", "items"):
+            seen: dict[str, tuple[str, str]] = {}
+            for name, source in self.sources.items():
+                table = getattr(source, label)
+                if table is None:
+                    continue
+                for attr, spec in table.attribute_specs().items():
+                    other = seen.setdefault(attr, (name, spec.kind))
+                    if other[1] != spec.kind:
+                        raise ValueError(
+                            f"{label} attribute {attr!r} is {other[1]!r} in source {other[0]!r} but "
+                            f"{spec.kind!r} "
+                            f"in source {name!r}; give both the same kind or rename one "
+                            f"(e.g. {attr}_{name} = "
+                            f"{{kind = {spec.kind!r}, column = {spec.column or attr!r}}})"
+                        )
+        for domain in self.domain_names:
+            methods = {
+                "key" if s.items.link_key else "title"
+                for n, s in self.sources.items()
+                if self.domain_of(n) == domain
+                and s.items is not None
+                and (s.items.link_key or s.items.link_title)
+            }
+            if len(methods) > 1:
+                raise ValueError(
+                    f"domain {domain!r}: its item tables mix 'link_key' and 'link_title'; use one"
+                )
 
     def domain_of(self, source: str) -> str:
         return self.sources[source].domain or source

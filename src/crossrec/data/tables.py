@@ -23,7 +23,13 @@ __all__ = ["Check", "ORDER_SHIFT", "attribute_sql", "type_entities", "type_inter
 #: ``_order = source_index << ORDER_SHIFT | rowid`` orders rows by source, then file position.
 ORDER_SHIFT = 40
 
-_SQL_TYPES = {"category": "VARCHAR", "text": "VARCHAR", "tags": "VARCHAR[]", "number": "DOUBLE", "vector": "FLOAT[]"}
+_SQL_TYPES = {
+    "category": "VARCHAR",
+    "text": "VARCHAR",
+    "tags": "VARCHAR[]",
+    "number": "DOUBLE",
+    "vector": "FLOAT[]",
+}
 
 
 @dataclass(frozen=True)
@@ -102,7 +108,9 @@ def type_interactions(
     columns = {
         "user": user_id_sql(table.user, pseudonymize),
         "item": text_sql(qi(table.item)),
-        "raw_value": "1.0::DOUBLE" if table.value is None else number_sql(qi(table.value), types[table.value]),
+        "raw_value": "1.0::DOUBLE"
+        if table.value is None
+        else number_sql(qi(table.value), types[table.value]),
         "ts": "NULL::BIGINT"
         if table.timestamp is None
         else timestamp_sql(qi(table.timestamp), types[table.timestamp], table.timestamp_format),
@@ -125,11 +133,16 @@ def type_interactions(
             )
     if table.timestamp is not None:
         checks.append(
-            Check(table.timestamp, "ts IS NULL", f"timestamp is empty or not readable as {table.timestamp_format}")
+            Check(
+                table.timestamp,
+                "ts IS NULL",
+                f"timestamp is empty or not readable as {table.timestamp_format}",
+            )
         )
     if table.event is not None:
         cases = " ".join(
-            f"WHEN {ql(event)} THEN {float(weight)!r}" for event, weight in sorted(table.event_weights.items())
+            f"WHEN {ql(event)} THEN {float(weight)!r}"
+            for event, weight in sorted(table.event_weights.items())
         )
         columns["weight"] = f"CASE {text_sql(qi(table.event))} {cases} ELSE NULL END"
         checks.append(Check(table.event, "weight IS NULL", "event type is not listed in event_weights"))
@@ -161,11 +174,15 @@ def type_entities(
     """
     types = staged.types
     specs = table.attribute_specs()
-    columns = {"id": user_id_sql(table.id, pseudonymize) if isinstance(table, UserTable) else text_sql(qi(table.id))}
+    columns = {
+        "id": user_id_sql(table.id, pseudonymize) if isinstance(table, UserTable) else text_sql(qi(table.id))
+    }
     checks = [Check(table.id, "id IS NULL", "missing id")]
     for name, spec in specs.items():
         column = spec.column or name
-        columns[f"a_{name}"] = f"CAST({attribute_sql(spec, column, types[column])} AS {_SQL_TYPES[spec.kind]})"
+        columns[f"a_{name}"] = (
+            f"CAST({attribute_sql(spec, column, types[column])} AS {_SQL_TYPES[spec.kind]})"
+        )
         if spec.kind == "number":
             checks.append(
                 Check(column, f"a_{name} IS NULL AND {qi('raw_' + name)} IS NOT NULL", "not a number")
@@ -173,7 +190,11 @@ def type_entities(
             columns[f"raw_{name}"] = text_sql(qi(column))
         elif spec.kind == "vector":
             checks.append(
-                Check(column, f"list_contains(list_transform(a_{name}, x -> x IS NULL), true)", "not a numeric vector")
+                Check(
+                    column,
+                    f"list_contains(list_transform(a_{name}, lambda x: x IS NULL), true)",
+                    "not a numeric vector",
+                )
             )
     for kind, column in table.link_keys.items():
         columns[f"_key_{kind}"] = text_sql(qi(column))

@@ -1,0 +1,61 @@
+"""``crossrec ingest``: unify the sources of a sources file into one versioned bundle."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from crossrec.cli._app import app
+from crossrec.data.bundle import BundleError
+from crossrec.data.errors import IngestError
+from crossrec.data.ingestion import ingest as run_ingest
+from crossrec.data.report import funnel_table, links_table, rejects_table
+
+
+@app.command()
+def ingest(
+    sources: Path = typer.Argument(..., help="Sources file (TOML) declaring every platform's data."),
+    output: Path = typer.Option(..., "--output", "-o", help="Bundle folder to write (created atomically)."),
+    data_dir: Path | None = typer.Option(
+        None,
+        "--data-dir",
+        "-d",
+        help="Folder that relative data paths are resolved against (default: the sources file's folder).",
+    ),
+    force: bool = typer.Option(False, "--force", help="Replace an existing bundle folder."),
+    threads: int | None = typer.Option(None, help="DuckDB threads (default 2 or $CROSSREC_DUCKDB_THREADS)."),
+    memory_limit: str | None = typer.Option(
+        None, help="DuckDB memory limit, e.g. 2GB (default $CROSSREC_DUCKDB_MEMORY or 2GB)."
+    ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the bundle path."),
+) -> None:
+    """Read, clean, link and unify the declared sources into BUNDLE (Parquet tables + manifest.json)."""
+    console = Console()
+    errors = Console(stderr=True)
+    try:
+        result = run_ingest(
+            sources, output, data_dir=data_dir, overwrite=force, threads=threads, memory_limit=memory_limit
+        )
+    except (IngestError, BundleError) as error:
+        errors.print(
+            f"[bold red]error:[/] {escape(str(error))}", highlight=False, markup=True, soft_wrap=True
+        )
+        raise typer.Exit(code=2) from None
+    if not quiet:
+        manifest = result.manifest
+        console.print(funnel_table(manifest))
+        console.print(links_table(manifest))
+        if manifest["rejects"]["rows"]:
+            console.print(rejects_table(manifest))
+        for warning in manifest["warnings"]:
+            console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
+        for name, info in manifest["domains"].items():
+            console.print(
+                f"{name} ({info['role']}): {info['users']:,} users, {info['items']:,} items, "
+                f"{info['interactions']:,} interactions",
+                highlight=False,
+            )
+    console.print(f"bundle written to {result.path}", highlight=False)
