@@ -20,7 +20,9 @@ def print_table(title: str, rows: list[dict[str, Any]]) -> None:
     for column in columns:
         table.add_column(str(column), justify="right")
     for row in rows:
-        table.add_row(*(f"{v:.4g}" if isinstance(v, float) else str(v) for v in (row.get(c) for c in columns)))
+        table.add_row(
+            *(f"{v:.4g}" if isinstance(v, float) else str(v) for v in (row.get(c) for c in columns))
+        )
     Console().print(table)
 
 
@@ -30,7 +32,11 @@ def write_results(name: str, rows: list[dict[str, Any]], **summary: Any) -> Path
     path = RESULTS_DIR / f"{name}.json"
     payload = {
         "benchmark": name,
-        "machine": {"platform": platform.platform(), "processor": platform.processor(), "python": platform.python_version()},
+        "machine": {
+            "platform": platform.platform(),
+            "processor": platform.processor(),
+            "python": platform.python_version(),
+        },
         **summary,
         "rows": rows,
     }

@@ -1,1 +1,106 @@
-"""crossrec.evaluation."""
+"""Evaluation a researcher can trust: seeded splits, full-ranking metrics (RecBole definitions),
+beyond-accuracy metrics, slices, paired significance tests, and self-contained run reports.
+
+Typical use::
+
+    split = random_split(domain.interactions, domain.n_users, domain.n_items, seed=2022)
+    evaluation = evaluate_model(model.score, split, ks=(10, 20), user_groups={"linked": linked})
+    write_run("runs/mf", {"mf": evaluation}, split=split, config=config)
+"""
+
+from crossrec.evaluation.beyond import (
+    average_popularity,
+    catalog_coverage,
+    gini_index,
+    head_items,
+    intra_list_diversity_categories,
+    intra_list_diversity_embeddings,
+    long_tail_share,
+    novelty,
+)
+from crossrec.evaluation.evaluate import (
+    ModelEvaluation,
+    RatingPredictor,
+    compare_models,
+    evaluate_model,
+    evaluate_recommendations,
+    model_intervals,
+)
+from crossrec.evaluation.metrics import (
+    ACCURACY_METRICS,
+    RATING_METRICS,
+    accuracy_metrics,
+    parse_metric_names,
+    rating_errors,
+)
+from crossrec.evaluation.ranking import (
+    DEFAULT_KS,
+    DEFAULT_METRICS,
+    RankingResult,
+    Scorer,
+    evaluate_ranking,
+    hit_matrix,
+    top_k,
+)
+from crossrec.evaluation.report import render_report
+from crossrec.evaluation.runs import RunData, compare_runs, load_run, reevaluate_run, write_run
+from crossrec.evaluation.significance import bootstrap_mean_ci, holm, paired_bootstrap_ci, wilcoxon_p
+from crossrec.evaluation.slices import DEFAULT_ACTIVITY_EDGES, activity_buckets, slice_table
+from crossrec.evaluation.splits import (
+    PARTS,
+    Split,
+    cold_start_split,
+    leave_one_out_split,
+    predefined_split,
+    random_split,
+    temporal_split,
+)
+
+__all__ = [
+    "ACCURACY_METRICS",
+    "DEFAULT_ACTIVITY_EDGES",
+    "DEFAULT_KS",
+    "DEFAULT_METRICS",
+    "PARTS",
+    "RATING_METRICS",
+    "ModelEvaluation",
+    "RankingResult",
+    "RatingPredictor",
+    "RunData",
+    "Scorer",
+    "Split",
+    "accuracy_metrics",
+    "activity_buckets",
+    "average_popularity",
+    "bootstrap_mean_ci",
+    "catalog_coverage",
+    "cold_start_split",
+    "compare_models",
+    "compare_runs",
+    "evaluate_model",
+    "evaluate_ranking",
+    "evaluate_recommendations",
+    "gini_index",
+    "head_items",
+    "hit_matrix",
+    "holm",
+    "intra_list_diversity_categories",
+    "intra_list_diversity_embeddings",
+    "leave_one_out_split",
+    "load_run",
+    "long_tail_share",
+    "model_intervals",
+    "novelty",
+    "paired_bootstrap_ci",
+    "parse_metric_names",
+    "predefined_split",
+    "random_split",
+    "rating_errors",
+    "reevaluate_run",
+    "render_report",
+    "slice_table",
+    "temporal_split",
+    "top_k",
+    "wilcoxon_p",
+    "write_run",
+]

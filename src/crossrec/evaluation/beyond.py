@@ -113,7 +113,9 @@ def _pair_mean(similarity_sum: np.ndarray, n: np.ndarray) -> np.ndarray:
     return np.divide(similarity_sum, pairs, out=np.zeros(len(n)), where=pairs > 0)
 
 
-def intra_list_diversity_categories(recommendations: np.ndarray, categories: np.ndarray, k: int) -> np.ndarray:
+def intra_list_diversity_categories(
+    recommendations: np.ndarray, categories: np.ndarray, k: int
+) -> np.ndarray:
     """Per user: share of pairs of top-``k`` items with different categories (0 for lists below 2 items).
 
     ``categories[i]`` is an integer category code of item ``i``. Vectorised by sorting each list's
@@ -130,7 +132,7 @@ def intra_list_diversity_categories(recommendations: np.ndarray, categories: np.
     run_start = np.maximum.accumulate(np.where(new_run, position, 0), axis=1)
     same_pairs = 2 * (position - run_start).sum(axis=1)  # each earlier equal item forms a pair
     n = filled.sum(axis=1)
-    return 1.0 - _pair_mean(same_pairs.astype(np.float64), n) * (n > 1)
+    return np.where(n > 1, 1.0 - _pair_mean(same_pairs.astype(np.float64), n), 0.0)
 
 
 def intra_list_diversity_embeddings(

@@ -20,7 +20,7 @@ import scipy.sparse as sp
 from crossrec.evaluation import beyond
 from crossrec.evaluation.metrics import accuracy_metrics, parse_metric_names, rating_errors
 from crossrec.evaluation.ranking import DEFAULT_KS, DEFAULT_METRICS, Scorer, evaluate_ranking, hit_matrix
-from crossrec.evaluation.significance import bootstrap_mean_ci, holm, paired_bootstrap_ci, wilcoxon_p
+from crossrec.evaluation.significance import bootstrap_mean_ci, holm, wilcoxon_p
 from crossrec.evaluation.slices import DEFAULT_ACTIVITY_EDGES, activity_buckets, slice_table
 from crossrec.evaluation.splits import Split
 
@@ -104,7 +104,7 @@ def evaluate_model(
     activity_edges: Sequence[int] = DEFAULT_ACTIVITY_EDGES,
     sampled_negatives: int | None = None,
     users: np.ndarray | None = None,
-    batch_size: int = 512,
+    batch_size: int | None = None,
     seed: int = 0,
 ) -> ModelEvaluation:
     """Full-ranking evaluation of ``scorer`` on ``part`` of ``split``.
@@ -314,8 +314,7 @@ def _item_slices(
     """Accuracy when only head (or only tail) test items count as relevant; same top-K lists."""
     rows = []
     recommended_head = is_head[np.where(recommendations >= 0, recommendations, 0)]
-    truth_head = truth.multiply(is_head[None, :]).tocsr()
-    n_head = np.diff(truth_head.indptr)
+    n_head = np.rint(truth @ is_head.astype(np.float64)).astype(np.int64)
     n_all = np.diff(truth.indptr)
     for label, keep_hits, n_relevant in (
         ("head", hits & recommended_head, n_head),
@@ -380,7 +379,9 @@ def compare_models(
     names = list(evaluations)
     if baseline is not None and baseline not in evaluations:
         raise ValueError(f"baseline {baseline!r} is not among the models {names}")
-    shared = [c for c in evaluations[names[0]].metric_columns if all(c in e.per_user for e in evaluations.values())]
+    shared = [
+        c for c in evaluations[names[0]].metric_columns if all(c in e.per_user for e in evaluations.values())
+    ]
     metric_list = list(metrics) if metrics is not None else shared
     unknown = [m for m in metric_list if m not in shared]
     if unknown:
@@ -432,6 +433,3 @@ def model_intervals(
         return {}
     bounds = bootstrap_mean_ci(values, n_resamples=n_resamples, confidence=confidence, seed=seed)
     return {c: (float(lo), float(hi)) for c, (lo, hi) in zip(columns, bounds, strict=True)}
-
-
-__all__ += ["paired_bootstrap_ci"]  # re-exported for convenience

@@ -102,7 +102,9 @@ def top_k(scores: np.ndarray, k: int, exclude: sp.csr_matrix | None = None) -> n
     tensor = torch.from_numpy(np.array(scores, dtype=np.float32, copy=True))
     if exclude is not None:
         exclude = sp.csr_matrix(exclude)
-        tensor.view(-1).index_fill_(0, _flat_positions(exclude, 0, exclude.shape[0], tensor.shape[1]), -torch.inf)
+        tensor.view(-1).index_fill_(
+            0, _flat_positions(exclude, 0, exclude.shape[0], tensor.shape[1]), -torch.inf
+        )
     values, items = _top_k_tensor(tensor, k)
     items[values == -torch.inf] = -1
     return items.numpy()
@@ -152,7 +154,7 @@ def evaluate_ranking(
     *,
     metrics: Sequence[str] = DEFAULT_METRICS,
     ks: Sequence[int] = DEFAULT_KS,
-    batch_size: int = 512,
+    batch_size: int | None = None,
     users: np.ndarray | None = None,
     sampled_negatives: int | None = None,
     seed: int = 0,
@@ -171,7 +173,8 @@ def evaluate_ranking(
     metrics, ks
         Metric names and cut-offs (see :mod:`crossrec.evaluation.metrics`).
     batch_size
-        Users scored at once; memory is about ``2 * batch_size * n_items`` floats.
+        Users scored at once; memory is about ``2 * batch_size * n_items`` floats. By default
+        about 16 MB of scores per batch, which keeps them cache- and allocator-friendly.
     users
         Restrict evaluation to these users (default: every user with at least one relevant item).
     sampled_negatives
@@ -195,6 +198,8 @@ def evaluate_ranking(
         exclude = sp.csr_matrix(exclude)
         if exclude.shape != truth.shape:
             raise ValueError(f"exclude matrix has shape {exclude.shape}, truth has {truth.shape}")
+    if batch_size is None:
+        batch_size = max(16, min(4096, 4_000_000 // max(1, n_items)))
     if batch_size <= 0:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
     if sampled_negatives is not None and sampled_negatives <= 0:
@@ -204,7 +209,9 @@ def evaluate_ranking(
     if users is not None:
         candidates = np.intersect1d(candidates, np.asarray(users, dtype=np.int64))
     if len(candidates) == 0:
-        raise ValueError("no user has a relevant item in the evaluation set (empty test set): nothing to evaluate")
+        raise ValueError(
+            "no user has a relevant item in the evaluation set (empty test set): nothing to evaluate"
+        )
     truth_rows = truth[candidates]
     exclude_rows = exclude[candidates] if exclude is not None else None
     generator = torch.Generator().manual_seed(seed)
@@ -216,9 +223,13 @@ def evaluate_ranking(
         stop = min(start + batch_size, len(candidates))
         scores = _to_scratch_tensor(scorer(candidates[start:stop]))
         if tuple(scores.shape) != (stop - start, n_items):
-            raise ValueError(f"scorer returned shape {tuple(scores.shape)}, expected {(stop - start, n_items)}")
+            raise ValueError(
+                f"scorer returned shape {tuple(scores.shape)}, expected {(stop - start, n_items)}"
+            )
         flat_truth = _flat_positions(truth_rows, start, stop, n_items)
-        flat_exclude = _flat_positions(exclude_rows, start, stop, n_items) if exclude_rows is not None else None
+        flat_exclude = (
+            _flat_positions(exclude_rows, start, stop, n_items) if exclude_rows is not None else None
+        )
         if sampled_negatives is not None:
             scores = _restrict_to_sample(scores, flat_truth, flat_exclude, sampled_negatives, generator)
         if flat_exclude is not None:

@@ -8,6 +8,7 @@ beyond-accuracy) is sliced the same way.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -52,6 +53,16 @@ def bucket_order(labels: Sequence[str]) -> list[str]:
     return sorted(set(labels), key=lower)
 
 
+_BUCKET_LABEL = re.compile(r"^(<\d+|\d+|\d+-\d+|\d+\+)$")
+
+
+def _group_order(labels: list[str]) -> list[str]:
+    """Activity-bucket labels by their lower edge, anything else alphabetically."""
+    if labels and all(_BUCKET_LABEL.match(label) for label in labels):
+        return bucket_order(labels)
+    return sorted(labels)
+
+
 def slice_table(per_user: pd.DataFrame, groups: Mapping[str, np.ndarray]) -> pd.DataFrame:
     """Mean of every metric column of ``per_user`` within each group of each slice.
 
@@ -74,6 +85,7 @@ def slice_table(per_user: pd.DataFrame, groups: Mapping[str, np.ndarray]) -> pd.
         if len(labels) != len(per_user):
             raise ValueError(f"slice {name!r} has {len(labels)} labels for {len(per_user)} users")
         table = per_user[metric_columns].groupby(labels, sort=True).mean()
+        table = table.reindex(_group_order(table.index.astype(str).tolist()))
         table.insert(0, "n_users", pd.Series(labels).value_counts().reindex(table.index).to_numpy())
         table.insert(0, "group", table.index.astype(str))
         table.insert(0, "slice", name)

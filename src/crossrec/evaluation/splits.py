@@ -231,7 +231,14 @@ def random_split(
     part = np.where(rank < n_train, 0, np.where(rank < n_train + n_valid, 1, 2))
     train, valid, test = (interactions.take(order[part == k]) for k in range(3))
     return Split(
-        train, valid, test, n_users, n_items, protocol="random_ratio", seed=seed, params={"ratios": list(ratios)}
+        train,
+        valid,
+        test,
+        n_users,
+        n_items,
+        protocol="random_ratio",
+        seed=seed,
+        params={"ratios": list(ratios)},
     )
 
 
@@ -262,7 +269,9 @@ def leave_one_out_split(
     part[(from_end == 1) & (n >= 3)] = 1
     train, valid, test = (interactions.take(order[part == k]) for k in range(3))
     protocol = "leave_one_out_time" if by_time else "leave_one_out_random"
-    return Split(train, valid, test, n_users, n_items, protocol=protocol, seed=seed, params={"by_time": by_time})
+    return Split(
+        train, valid, test, n_users, n_items, protocol=protocol, seed=seed, params={"by_time": by_time}
+    )
 
 
 def temporal_split(
@@ -344,7 +353,9 @@ def cold_start_split(
     if n_train < 1:
         raise ValueError(f"n_train must be at least 1 so that cold users keep training data, got {n_train}")
     if not 0 < fraction <= 1 or not 0 <= valid_fraction < 1:
-        raise ValueError(f"need 0 < fraction <= 1 and 0 <= valid_fraction < 1, got {fraction}, {valid_fraction}")
+        raise ValueError(
+            f"need 0 < fraction <= 1 and 0 <= valid_fraction < 1, got {fraction}, {valid_fraction}"
+        )
     _check_not_empty(interactions)
     rng = np.random.default_rng(seed)
     counts = np.bincount(interactions.user, minlength=n_users)
@@ -374,7 +385,9 @@ def cold_start_split(
         "by_time": by_time,
         "n_cold_users": int(n_cold),
     }
-    return Split(train, valid, test, n_users, n_items, protocol=f"cold_start_{n_train}", seed=seed, params=params)
+    return Split(
+        train, valid, test, n_users, n_items, protocol=f"cold_start_{n_train}", seed=seed, params=params
+    )
 
 
 def predefined_split(

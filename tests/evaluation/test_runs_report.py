@@ -1,0 +1,197 @@
+"""Run folders, report.html (also rendered in headless Chromium) and the CLI."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from crossrec.cli.main import app
+from crossrec.evaluation import evaluate_model, load_run, random_split, write_run
+from tests.conftest import make_domain
+from tests.evaluation.conftest import oracle_scorer
+
+CURVES = {"good": [{"epoch": e, "loss": 1 / (e + 1), "valid_ndcg@10": 0.1 * e} for e in range(4)]}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, small_split) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("runs")
+    categories = np.arange(small_split.n_items) % 3
+    linked = {"linked": np.arange(small_split.n_users) % 2 == 0}
+    good = evaluate_model(
+        oracle_scorer(small_split, 0.2, 1),
+        small_split,
+        ks=[5, 10],
+        item_categories=categories,
+        user_groups=linked,
+    )
+    noisy = evaluate_model(
+        oracle_scorer(small_split, 3.0, 2),
+        small_split,
+        ks=[5, 10],
+        item_categories=categories,
+        user_groups=linked,
+    )
+    a = write_run(
+        root / "A",
+        {"good": good},
+        split=small_split,
+        learning_curves=CURVES,
+        config={"model": "good"},
+        item_categories=categories,
+        user_groups=linked,
+        data_manifest_hash="abc123",
+        n_resamples=300,
+    )
+    b = write_run(root / "B", {"noisy": noisy}, split=small_split, config={"model": "noisy"}, n_resamples=300)
+    both = write_run(
+        root / "both",
+        {"good": good, "noisy": noisy},
+        split=small_split,
+        learning_curves=CURVES,
+        n_resamples=300,
+        timings={"train_seconds": 1.5},
+    )
+    return {"A": a, "B": b, "both": both, "root": root}
+
+
+def test_run_folder_layout_and_results(runs, small_split) -> None:
+    run = runs["both"]
+    for path in (
+        "results.json",
+        "report.html",
+        "split/split.json",
+        "split/test.parquet",
+        "per_user/good.parquet",
+        "recommendations/noisy.npz",
+    ):
+        assert (run / path).exists(), path
+    results = json.loads((run / "results.json").read_text())
+    assert results["split"]["fingerprint"] == small_split.fingerprint()
+    assert {
+        "config",
+        "versions",
+        "seeds",
+        "timings",
+        "learning_curves",
+        "comparison",
+        "data_manifest_hash",
+    } <= set(results)
+    assert results["timings"]["train_seconds"] == 1.5 and "evaluation_seconds" in results["timings"]
+    good = results["models"]["good"]
+    low, high = good["intervals"]["ndcg@10"]
+    assert low <= good["summary"]["ndcg@10"] <= high
+    assert any(row["metric"] == "ndcg@10" and row["significant"] for row in results["comparison"])
+    loaded = load_run(run)
+    assert loaded.split.fingerprint() == small_split.fingerprint()
+    assert loaded.evaluations["good"].per_user["ndcg@10"].mean() == pytest.approx(good["summary"]["ndcg@10"])
+    assert not list(run.parent.glob(".*staging*"))
+
+
+def test_report_html_has_table_and_embedded_charts(runs) -> None:
+    page = (runs["both"] / "report.html").read_text()
+    assert '<table id="metrics">' in page and '<table id="comparison">' in page
+    assert page.count("data:image/png;base64,") == 4  # metrics, curves, activity, coverage
+    assert "http://" not in page and "https://" not in page  # self-contained
+    assert "Learning curves" in page and "by user activity" in page
+
+
+def test_write_run_refuses_an_evaluation_from_another_split(tmp_path, small_split) -> None:
+    domain = make_domain(n_users=120, n_items=60, density=0.15, seed=3)
+    other = random_split(domain.interactions, domain.n_users, domain.n_items, seed=99)
+    evaluation = evaluate_model(oracle_scorer(other, 0.3, 1), other, ks=[5])
+    with pytest.raises(ValueError, match="not made on this split"):
+        write_run(tmp_path / "bad", {"m": evaluation}, split=small_split)
+    with pytest.raises(ValueError, match="model names"):
+        write_run(tmp_path / "bad", {"a/b": evaluation}, split=other)
+    assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (apt-get install chromium)")
+def test_report_renders_in_headless_chromium(runs, tmp_path) -> None:
+    page = runs["both"] / "report.html"
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'profile'}",
+    ]
+    script = (
+        "<script>document.title=[...document.images]"
+        ".filter(i=>i.complete&&i.naturalWidth>100).length+' images'</script>"
+    )
+    probe = tmp_path / "probe.html"
+    probe.write_text(page.read_text().replace("</body>", script + "</body>"))
+    dom = subprocess.run(
+        [CHROMIUM, *flags, "--dump-dom", probe.as_uri()], capture_output=True, text=True, timeout=120
+    )
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    assert '<table id="metrics">' in dom.stdout
+    assert "<title>4 images</title>" in dom.stdout  # every chart decoded to a real bitmap
+    shot = tmp_path / "shot.png"
+    subprocess.run(
+        [CHROMIUM, *flags, f"--screenshot={shot}", "--window-size=1200,900", page.as_uri()],
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
+    assert shot.stat().st_size > 10_000
+
+
+def test_cli_evaluate_recomputes_and_rewrites(runs) -> None:
+    run = runs["A"]
+    before = json.loads((run / "results.json").read_text())
+    (run / "report.html").unlink()
+    result = CliRunner().invoke(app, ["evaluate", str(run), "--metrics", "ndcg,recall", "-k", "5"])
+    assert result.exit_code == 0, result.output
+    assert "ndcg@5" in result.output and "good" in result.output
+    after = json.loads((run / "results.json").read_text())
+    assert after["models"]["good"]["summary"]["ndcg@5"] == pytest.approx(
+        before["models"]["good"]["summary"]["ndcg@5"]
+    )
+    assert "ndcg@10" not in after["models"]["good"]["summary"]
+    assert "ild_category@5" in after["models"]["good"]["summary"]  # side data was saved and reused
+    assert after["config"] == {"model": "good"} and after["learning_curves"] == before["learning_curves"]
+    assert (run / "report.html").is_file()
+    bad = CliRunner().invoke(app, ["evaluate", str(run), "-k", "50"])
+    assert bad.exit_code == 2 and "fewer than the largest K" in bad.output
+    missing = CliRunner().invoke(app, ["evaluate", str(runs["root"] / "nope")])
+    assert missing.exit_code == 2 and "not a crossrec run folder" in missing.output
+
+
+def test_cli_compare_runs(runs) -> None:
+    out = runs["root"] / "cmp"
+    result = CliRunner().invoke(
+        app, ["compare", str(runs["A"]), str(runs["B"]), "-o", str(out), "--resamples", "300"]
+    )
+    assert result.exit_code == 0, result.output
+    results = json.loads((out / "results.json").read_text())
+    assert set(results["models"]) == {"good", "noisy"}
+    assert results["comparison"] and "paired differences" in result.output
+    assert '<table id="comparison">' in (out / "report.html").read_text()
+
+
+def test_cli_compare_refuses_runs_on_different_splits(runs, tmp_path) -> None:
+    domain = make_domain(n_users=120, n_items=60, density=0.15, seed=3)
+    other = random_split(domain.interactions, domain.n_users, domain.n_items, seed=123)
+    evaluation = evaluate_model(oracle_scorer(other, 0.3, 1), other, ks=[5, 10])
+    elsewhere = write_run(tmp_path / "C", {"other": evaluation}, split=other, n_resamples=100)
+    out = tmp_path / "cmp"
+    result = CliRunner().invoke(app, ["compare", str(runs["A"]), str(elsewhere), "-o", str(out)])
+    assert result.exit_code == 2
+    assert "different splits" in result.output
+    assert not out.exists()
