@@ -29,13 +29,21 @@ def test_demo_command_trains_transfers_and_writes_results(movielens_available, t
     assert "bpr_mf+warm_start" in result.output
     (run_dir,) = list(tmp_path.iterdir())
     payload = json.loads((run_dir / "results.json").read_text())
-    assert set(payload["metrics"]) >= {"popularity", "bpr_mf", "bpr_mf+warm_start"}
-    for metrics in payload["metrics"].values():
+    models = payload["models"]
+    assert set(models) == {"popularity", "bpr_mf", "bpr_mf+warm_start"}
+    for model in models.values():
         for name in ("recall@10", "ndcg@10", "hit@10", "precision@10", "mrr@10"):
-            assert 0.0 <= metrics[name] <= 1.0
-    # trained models beat popularity on the sample, and the numbers are not copies of each other
-    assert payload["metrics"]["bpr_mf"]["ndcg@10"] != payload["metrics"]["bpr_mf+warm_start"]["ndcg@10"]
-    assert payload["dataset"]["target"]["users"] <= 150
-    assert payload["dataset"]["shared_items"] > 0
+            assert 0.0 <= model["summary"][name] <= 1.0
+    # the two MF models were really trained separately
+    assert models["bpr_mf"]["summary"]["ndcg@10"] != models["bpr_mf+warm_start"]["summary"]["ndcg@10"]
+    dataset = payload["extra"]["dataset"]
+    assert dataset["target"]["users"] <= 150
+    assert dataset["shared_items"] > 0
+    guard = payload["extra"]["negative_transfer_guard"]
+    assert guard["chosen"] in {"bpr_mf", "bpr_mf+warm_start"}
+    assert guard["ci_low"] <= guard["difference"] <= guard["ci_high"]
+    assert {row["model"] for row in payload["comparison"]} >= {"bpr_mf+warm_start"}
     assert (run_dir / "split" / "split.json").is_file()
-    assert payload["split"]["train"] > payload["split"]["test"] > 0
+    html = (run_dir / "report.html").read_text()
+    assert "<table" in html and "data:image/png;base64," in html
+    assert payload["learning_curves"]["bpr_mf"][0]["epoch"] == 1

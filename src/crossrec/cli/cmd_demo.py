@@ -10,12 +10,14 @@ from rich.table import Table
 
 from crossrec.cli._app import app
 from crossrec.data.builtin import DatasetUnavailableError
-from crossrec.pipelines.demo import REPORT_METRICS, DemoConfig, run_demo
+from crossrec.pipelines.demo import BASELINE, REPORT_METRICS, DemoConfig, DemoResult, run_demo
 
 
 @app.command()
 def demo(
-    data_dir: Path | None = typer.Option(None, help="Dataset cache folder (default: $CROSSREC_DATA_DIR or XDG)."),
+    data_dir: Path | None = typer.Option(
+        None, help="Dataset cache folder (default: $CROSSREC_DATA_DIR or XDG)."
+    ),
     runs_dir: Path = typer.Option(Path("runs"), help="Folder for run outputs."),
     seed: int = typer.Option(2022, help="Seed of the split and of training."),
     max_users: int | None = typer.Option(None, help="Sample this many target users (quick look)."),
@@ -32,21 +34,38 @@ def demo(
     except DatasetUnavailableError as error:
         console.print(f"[red]error:[/red] {error}")
         raise typer.Exit(2) from error
+    console.print(_table(result))
+    guard = result.guard
+    console.print(
+        f"negative-transfer guard (validation NDCG@10, transfer - target-only): "
+        f"{guard['difference']:+.4f} [95% CI {guard['ci_low']:+.4f}, {guard['ci_high']:+.4f}] "
+        f"-> keeps [bold]{result.chosen}[/bold]"
+    )
+    console.print(f"results: {result.run_dir / 'results.json'}")
+    console.print(f"report:  {result.run_dir / 'report.html'}")
 
-    baseline = result.summary["bpr_mf"]
+
+def _table(result: DemoResult) -> Table:
     table = Table(title="movielens-cdr: ML-1M -> ML-100K, test split, full ranking, metrics @10")
     table.add_column("model", no_wrap=True)
     for metric in REPORT_METRICS:
         table.add_column(metric, justify="right")
-    table.add_column("NDCG gain", justify="right")
+    table.add_column("NDCG gain [95% CI]", justify="right")
     table.add_column("train s", justify="right")
+    comparison = result.comparison.set_index(["model", "metric"])
+    baseline_ndcg = result.summary[BASELINE]["ndcg@10"]
     for name, metrics in result.summary.items():
-        gain = (metrics["ndcg@10"] - baseline["ndcg@10"]) / baseline["ndcg@10"]
+        gain = ""
+        if name != BASELINE:
+            row = comparison.loc[(name, "ndcg@10")]
+            gain = (
+                f"{row['difference'] / baseline_ndcg:+.1%} "
+                f"[{row['ci_low'] / baseline_ndcg:+.1%}, {row['ci_high'] / baseline_ndcg:+.1%}]"
+            )
         table.add_row(
             name,
             *(f"{metrics[f'{m}@10']:.4f}" for m in REPORT_METRICS),
-            "" if name == "bpr_mf" else f"{gain:+.1%}",
+            gain,
             f"{result.train_seconds[name]:.1f}",
         )
-    console.print(table)
-    console.print(f"results: {result.run_dir / 'results.json'}")
+    return table

