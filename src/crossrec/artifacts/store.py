@@ -1,0 +1,350 @@
+"""Save a trained model as a self-contained, verifiable folder, and load it back.
+
+Layout of an artifact folder::
+
+    manifest.json            format version, crossrec version, sha256 and size of every other file
+    metadata.json            model name, sizes, bundle hash, capabilities, encoder names
+    config.json              the experiment configuration
+    evaluation.json          the evaluation summary
+    model/model.json         Recommender.save: model name, parameters, sizes
+    model/weights.safetensors
+    vocab/users.parquet      raw user ids in index order (column ``id``)
+    vocab/items.parquet      raw item ids in index order
+    index.safetensors        each user's seen items (CSR ``seen_indptr``/``seen_indices``) and
+                             ``item_popularity`` (training counts)
+    encoders/<name>.json     optional fitted feature encoders (config + class)
+    encoders/<name>.safetensors
+
+Nothing is pickled. Saving writes a hidden temporary folder next to the target and renames it
+into place; loading verifies every file against the manifest before reading any of it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import json
+import os
+import pkgutil
+import shutil
+import tempfile
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import scipy.sparse as sp
+
+from crossrec.artifacts._manifest import manifest_digest, read_manifest, verify_files, write_manifest
+from crossrec.artifacts.artifact import Artifact, ArtifactMetadata, ColdStartModel, item_similarity_matrix
+from crossrec.artifacts.encoders import load_encoders, save_encoders
+from crossrec.artifacts.errors import ArtifactIntegrityError, ArtifactVersionError
+from crossrec.data.vocabulary import Vocabulary
+from crossrec.models.base import MODEL_REGISTRY, NotFittedError, Recommender
+
+__all__ = ["load_artifact", "save_artifact", "verify_artifact"]
+
+_JSON_FILES = ("metadata.json", "config.json", "evaluation.json")
+
+
+def _to_json_dict(value: Mapping[str, Any] | Any | None, what: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if hasattr(value, "model_dump"):
+        value = value.model_dump(mode="json")
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = dataclasses.asdict(value)
+    if not isinstance(value, Mapping):
+        raise TypeError(f"{what} must be a mapping, dataclass or pydantic model, got {type(value).__name__}")
+    try:
+        return json.loads(json.dumps(dict(value), default=_json_default, allow_nan=True))
+    except (TypeError, ValueError) as error:
+        raise TypeError(f"{what} must be JSON-serialisable: {error}") from None
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
+
+
+def _write_vocabulary(path: Path, vocabulary: Vocabulary) -> None:
+    table = pa.table({"id": pa.array(vocabulary.ids.tolist(), type=pa.string())})
+    pq.write_table(table, path)
+
+
+def _read_vocabulary(path: Path) -> Vocabulary:
+    try:
+        table = pq.read_table(path)
+    except (OSError, pa.ArrowException) as error:
+        raise ArtifactIntegrityError(f"{path} is not a readable Parquet file: {error}") from None
+    if table.column_names != ["id"]:
+        raise ArtifactIntegrityError(f"{path} must have the single column 'id', found {table.column_names}")
+    try:
+        return Vocabulary(table.column("id").to_numpy(zero_copy_only=False))
+    except ValueError as error:
+        raise ArtifactIntegrityError(f"{path}: {error}") from None
+
+
+def _fsync_tree(folder: Path) -> None:
+    for path in folder.rglob("*"):
+        if path.is_file():
+            with path.open("rb") as handle:
+                os.fsync(handle.fileno())
+
+
+def save_artifact(
+    folder: str | Path,
+    model: Recommender,
+    *,
+    users: Vocabulary,
+    items: Vocabulary,
+    train: sp.spmatrix,
+    config: Mapping[str, Any] | Any | None = None,
+    evaluation: Mapping[str, Any] | None = None,
+    bundle_hash: str | None = None,
+    encoders: Mapping[str, object] | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Save a fitted model with its id maps, seen items and popularity as an artifact folder.
+
+    Parameters
+    ----------
+    folder
+        Where the artifact goes (created; its parent too).
+    model
+        A fitted :class:`~crossrec.models.base.Recommender` over ``users`` x ``items``.
+    users, items
+        Vocabularies of the model's rows and columns.
+    train
+        The ``(n_users, n_items)`` training matrix: stored as each user's seen items and as
+        item popularity, so the loaded model needs no training data.
+    config
+        The experiment configuration (mapping, dataclass or pydantic model; JSON-able).
+    evaluation
+        The evaluation summary (e.g. ``{"ndcg@10": 0.25, ...}``).
+    bundle_hash
+        Hash of the dataset bundle the model was trained on.
+    encoders
+        Fitted feature encoders by name (see :mod:`crossrec.artifacts.encoders`).
+    overwrite
+        Replace an existing artifact at ``folder`` (the old one is removed after the new one
+        is in place).
+
+    Returns
+    -------
+    Path
+        ``folder``.
+    """
+    folder = Path(folder)
+    if not hasattr(model, "n_items_"):
+        raise NotFittedError(f"{type(model).__name__} is not fitted: fit it before save_artifact()")
+    n_users, n_items = int(model.n_users_), int(model.n_items_)
+    if (len(users), len(items)) != (n_users, n_items):
+        raise ValueError(
+            f"the model is fitted on {n_users} users x {n_items} items but the vocabularies have "
+            f"{len(users)} users x {len(items)} items: pass the vocabularies of the training domain"
+        )
+    train = sp.csr_matrix(train)
+    if train.shape != (n_users, n_items):
+        raise ValueError(f"train has shape {train.shape}, the model needs ({n_users}, {n_items})")
+    if folder.exists() and not overwrite:
+        raise FileExistsError(f"{folder} already exists: choose a new folder or pass overwrite=True")
+    config_dict = _to_json_dict(config, "config")
+    evaluation_dict = _to_json_dict(evaluation, "evaluation")
+
+    seen = (train > 0).astype(np.float32).tocsr()
+    seen.sort_indices()
+    popularity = np.asarray(seen.sum(axis=0), dtype=np.float32).ravel()
+    vectors = model.item_vectors()
+    metadata = {
+        "model": model.name,
+        "n_users": n_users,
+        "n_items": n_items,
+        "dim": None if vectors is None else int(np.shape(vectors)[1]),
+        "bundle_hash": bundle_hash,
+        "encoders": sorted(encoders or {}),
+        "capabilities": {
+            "item_vectors": vectors is not None,
+            "item_item": item_similarity_matrix(model) is not None,
+            "cold_start_scorer": isinstance(model, ColdStartModel),
+        },
+    }
+
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    temporary = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
+    try:
+        model.save(temporary / "model")
+        (temporary / "vocab").mkdir()
+        _write_vocabulary(temporary / "vocab" / "users.parquet", users)
+        _write_vocabulary(temporary / "vocab" / "items.parquet", items)
+        from safetensors.numpy import save_file
+
+        save_file(
+            {
+                "seen_indptr": seen.indptr.astype(np.int64),
+                "seen_indices": seen.indices.astype(np.int64),
+                "item_popularity": popularity,
+            },
+            str(temporary / "index.safetensors"),
+        )
+        if encoders:
+            save_encoders(temporary / "encoders", dict(encoders))
+        for name, payload in zip(_JSON_FILES, (metadata, config_dict, evaluation_dict), strict=True):
+            (temporary / name).write_text(json.dumps(payload, indent=2, sort_keys=True, allow_nan=True))
+        for path in temporary.rglob("*"):  # readable by a service account (safetensors writes 0600)
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        write_manifest(temporary)
+        (temporary / "manifest.json").chmod(0o644)
+        _fsync_tree(temporary)
+        temporary.chmod(0o755)
+        if folder.exists():
+            retired = folder.parent / f".{folder.name}.old-{uuid.uuid4().hex[:8]}"
+            os.rename(folder, retired)
+            os.rename(temporary, folder)
+            shutil.rmtree(retired, ignore_errors=True)
+        else:
+            os.rename(temporary, folder)
+    except BaseException:
+        shutil.rmtree(temporary, ignore_errors=True)
+        raise
+    return folder
+
+
+def verify_artifact(folder: str | Path) -> dict[str, Any]:
+    """Check the manifest and every file's size and sha256; return the manifest.
+
+    Raises
+    ------
+    ArtifactIntegrityError
+        Missing, extra, truncated or modified files, or no/invalid manifest.
+    ArtifactVersionError
+        An artifact format this crossrec does not read.
+    """
+    folder = Path(folder)
+    manifest = read_manifest(folder)
+    verify_files(folder, manifest)
+    return manifest
+
+
+def _ensure_model_registered(name: str) -> None:
+    if name in MODEL_REGISTRY:
+        return
+    import crossrec.models as package
+
+    for module in pkgutil.iter_modules(package.__path__):
+        try:
+            importlib.import_module(f"crossrec.models.{module.name}")
+        except ImportError:  # an optional model whose extra is not installed
+            continue
+    if name not in MODEL_REGISTRY:
+        raise ArtifactVersionError(
+            f"the artifact holds a {name!r} model, which this crossrec does not have "
+            f"(known: {sorted(MODEL_REGISTRY)}): install the crossrec version that wrote it"
+        )
+
+
+def _read_json(folder: Path, name: str) -> dict[str, Any]:
+    try:
+        value = json.loads((folder / name).read_text())
+    except (OSError, ValueError) as error:
+        raise ArtifactIntegrityError(f"{folder / name} cannot be read as JSON: {error}") from None
+    if not isinstance(value, dict):
+        raise ArtifactIntegrityError(f"{folder / name} must hold a JSON object")
+    return value
+
+
+def _check(condition: bool, folder: Path, message: str) -> None:
+    if not condition:
+        raise ArtifactIntegrityError(f"{folder}: {message}; the artifact is inconsistent, re-save it")
+
+
+def load_artifact(folder: str | Path) -> Artifact:
+    """Verify and load an artifact written by :func:`save_artifact`.
+
+    Every file is checked against ``manifest.json`` (presence, size, sha256) before anything is
+    parsed, then the parts are checked against each other (sizes of vocabularies, weights,
+    seen-items index and popularity).
+
+    Raises
+    ------
+    ArtifactIntegrityError
+        The folder was tampered with, truncated or is inconsistent.
+    ArtifactVersionError
+        The artifact format or its model class is not supported by this crossrec.
+    """
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    folder = Path(folder).resolve()
+    manifest = verify_artifact(folder)
+    metadata = _read_json(folder, "metadata.json")
+    model_name = metadata.get("model")
+    if not isinstance(model_name, str):
+        raise ArtifactIntegrityError(f"{folder / 'metadata.json'} has no model name")
+    _ensure_model_registered(model_name)
+    try:
+        model = Recommender.load(folder / "model")
+    except (OSError, ValueError, TypeError, KeyError, SafetensorError) as error:
+        raise ArtifactIntegrityError(
+            f"{folder / 'model'} cannot be loaded as a {model_name!r} model: {error}"
+        ) from None
+    users = _read_vocabulary(folder / "vocab" / "users.parquet")
+    items = _read_vocabulary(folder / "vocab" / "items.parquet")
+    try:
+        index = load_file(str(folder / "index.safetensors"))
+    except (OSError, SafetensorError) as error:
+        raise ArtifactIntegrityError(f"{folder / 'index.safetensors'} cannot be read: {error}") from None
+
+    n_users, n_items = len(users), len(items)
+    _check(model.name == model_name, folder, f"metadata says {model_name!r}, the model is {model.name!r}")
+    _check(
+        (model.n_users_, model.n_items_) == (n_users, n_items),
+        folder,
+        f"the model has {model.n_users_} x {model.n_items_} rows but the vocabularies {n_users} x {n_items}",
+    )
+    needed = {"seen_indptr", "seen_indices", "item_popularity"}
+    _check(needed <= set(index), folder, f"index.safetensors must hold {sorted(needed)}")
+    indptr, indices, popularity = index["seen_indptr"], index["seen_indices"], index["item_popularity"]
+    _check(indptr.shape == (n_users + 1,) and indptr[0] == 0, folder, "seen_indptr does not match the users")
+    monotone = bool(np.all(np.diff(indptr) >= 0)) and indptr[-1] == len(indices)
+    _check(monotone, folder, "seen_indptr is not monotone")
+    in_range = len(indices) == 0 or (indices.min() >= 0 and indices.max() < n_items)
+    _check(in_range, folder, "seen items out of range")
+    _check(popularity.shape == (n_items,), folder, "item_popularity does not match the items")
+    tables = (("user", model.user_vectors(), n_users), ("item", model.item_vectors(), n_items))
+    for what, vectors, rows in tables:
+        if vectors is not None:
+            _check(np.shape(vectors)[0] == rows, folder, f"{what} vectors do not match the {what} vocabulary")
+    seen = sp.csr_matrix((np.ones(len(indices), dtype=np.float32), indices, indptr), shape=(n_users, n_items))
+
+    encoder_names = metadata.get("encoders") or []
+    encoders = load_encoders(folder / "encoders", list(encoder_names)) if encoder_names else {}
+    config = _read_json(folder, "config.json")
+    evaluation = _read_json(folder, "evaluation.json")
+    vectors = model.item_vectors()
+    info = ArtifactMetadata(
+        artifact_id=manifest_digest(folder),
+        path=str(folder),
+        format_version=int(manifest["format_version"]),
+        crossrec_version=str(manifest.get("crossrec_version", "")),
+        created=str(manifest.get("created", "")),
+        model=model_name,
+        model_params=model.get_params(),
+        n_users=n_users,
+        n_items=n_items,
+        dim=None if vectors is None else int(np.shape(vectors)[1]),
+        bundle_hash=metadata.get("bundle_hash"),
+        encoders=tuple(encoders),
+        capabilities={},
+        config=config,
+        evaluation=evaluation,
+    )
+    return Artifact(model, users, items, seen, popularity, info, encoders)

@@ -1,0 +1,276 @@
+"""The FastAPI application: recommendations for known and new users, similar items, metadata,
+health and hot reload, over one :class:`~crossrec.serving.holder.ModelHolder`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import logging
+import os
+import signal
+import threading
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
+from fastapi import Path as PathParam
+from fastapi.exceptions import RequestValidationError
+from fastapi.security import APIKeyHeader
+
+from crossrec import __version__
+from crossrec.artifacts import Artifact, ArtifactError, Recommendations
+from crossrec.serving._json import json_response as _json
+from crossrec.serving.holder import LoadedModel, ModelHolder
+from crossrec.serving.middleware import AccessLogMiddleware, BodySizeLimitMiddleware
+from crossrec.serving.schemas import (
+    MAX_K,
+    ColdStartRequest,
+    ErrorResponse,
+    HealthResponse,
+    RecommendationResponse,
+    ReloadResponse,
+    SimilarItemsResponse,
+)
+from crossrec.serving.settings import ServeSettings
+
+__all__ = ["create_app"]
+
+logger = logging.getLogger("crossrec.serving")
+
+_api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="A key of the service.")
+
+K = Annotated[int, Query(ge=1, le=MAX_K, description="List length.")]
+UserId = Annotated[str, PathParam(min_length=1, max_length=512, description="A user of the model.")]
+ItemId = Annotated[str, PathParam(min_length=1, max_length=512, description="An item of the model.")]
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorResponse, "description": "Missing or wrong X-API-Key (when keys are configured)."},
+    413: {"model": ErrorResponse, "description": "Request body too large."},
+}
+
+
+def _items(recommendations: Recommendations) -> list[dict[str, Any]]:
+    return [
+        {"item_id": item, "score": score}
+        for item, score in zip(recommendations.item_ids, recommendations.scores, strict=True)
+    ]
+
+
+def _key_checker(keys: frozenset[str]) -> Any:
+    encoded = tuple(key.encode() for key in keys)
+
+    async def require_api_key(api_key: Annotated[str | None, Depends(_api_key_header)]) -> None:
+        if api_key is None:
+            raise HTTPException(401, "missing X-API-Key header", headers={"WWW-Authenticate": "X-API-Key"})
+        supplied = api_key.encode("utf-8", "surrogateescape")
+        matched = False
+        for key in encoded:  # compare with every key: the time does not depend on which one matched
+            matched |= hmac.compare_digest(supplied, key)
+        if not matched:
+            raise HTTPException(401, "invalid API key", headers={"WWW-Authenticate": "X-API-Key"})
+
+    return require_api_key
+
+
+def _install_sighup(app: FastAPI, holder: ModelHolder) -> bool:
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGHUP"):
+        return False
+    loop = asyncio.get_running_loop()
+
+    def on_sighup() -> None:
+        task = loop.create_task(_reload(holder))
+        app.state.reload_tasks.add(task)
+        task.add_done_callback(app.state.reload_tasks.discard)
+
+    try:
+        loop.add_signal_handler(signal.SIGHUP, on_sighup)
+    except (NotImplementedError, RuntimeError, ValueError):  # pragma: no cover - platform without it
+        return False
+    return True
+
+
+async def _reload(holder: ModelHolder) -> LoadedModel | None:
+    try:
+        return await asyncio.to_thread(holder.reload)
+    except ArtifactError as error:
+        logger.error("reload refused, still serving the previous artifact: %s", error)
+        return None
+
+
+def create_app(
+    artifact: Artifact | ModelHolder | str | os.PathLike[str], settings: ServeSettings | None = None
+) -> FastAPI:
+    """Build the service for an artifact (a loaded :class:`~crossrec.artifacts.Artifact`, a
+    :class:`ModelHolder`, or an artifact folder).
+
+    Parameters
+    ----------
+    artifact
+        What to serve; reloads re-read its folder.
+    settings
+        Limits, API keys, logging; defaults to :class:`ServeSettings` for that folder.
+    """
+    holder = artifact if isinstance(artifact, ModelHolder) else ModelHolder(artifact)
+    settings = settings or ServeSettings(artifact=holder.path)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        installed = settings.reload_on_sighup and _install_sighup(app, holder)
+        try:
+            yield
+        finally:
+            if installed:
+                asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+
+    app = FastAPI(
+        title="crossrec recommendation service",
+        version=__version__,
+        description=(
+            "Top-K recommendations from a crossrec model artifact: known users, new users (cold start "
+            "from their items), similar items. Reload a new artifact with SIGHUP or POST /v1/admin/reload."
+        ),
+        lifespan=lifespan,
+        responses=_ERRORS,
+    )
+    app.state.holder = holder
+    app.state.settings = settings
+    app.state.reload_tasks = set()
+    # without keys there is nothing to check: skip the dependency (and its per-request cost)
+    protected = [Depends(_key_checker(settings.api_keys))] if settings.api_keys else []
+
+    @app.exception_handler(ArtifactError)
+    async def artifact_error(request: Request, error: ArtifactError) -> Response:
+        return _json({"detail": str(error)}, 409)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, error: RequestValidationError) -> Response:
+        # not FastAPI's default: it echoes the input (user attributes, undecodable bytes, NaN)
+        detail = [
+            {
+                "type": str(e.get("type")),
+                "loc": [str(part) for part in e.get("loc", ())],
+                "msg": str(e.get("msg")),
+            }
+            for e in error.errors()
+        ]
+        return _json({"detail": detail}, 422)
+
+    @app.get("/healthz", response_model=HealthResponse, tags=["service"])
+    async def healthz() -> Response:
+        """Liveness and the id of the artifact being served (no authentication)."""
+        return _json({"status": "ok", "artifact_id": holder.current.artifact.metadata.artifact_id})
+
+    @app.get("/v1/model", dependencies=protected, tags=["service"])
+    async def model_metadata() -> Response:
+        """Metadata of the served artifact: model, sizes, capabilities, config, evaluation."""
+        return Response(holder.current.metadata_json, media_type="application/json")
+
+    @app.get(
+        "/v1/users/{user_id:path}/recommendations",  # ids may contain "/" (e.g. titles)
+        response_model=RecommendationResponse,
+        dependencies=protected,
+        responses={404: {"model": ErrorResponse, "description": "Unknown user."}},
+        tags=["recommendations"],
+    )
+    async def recommend_user(user_id: UserId, k: K = 10, exclude_seen: bool = True) -> Response:
+        """Top-K items for a user the model was trained on."""
+        served = holder.current.artifact
+        if not served.has_user(user_id):
+            raise HTTPException(
+                404,
+                f"unknown user {user_id!r}: the model has no such user; "
+                "for a new user, POST their items to /v1/recommendations",
+            )
+        result = served.recommend(user_id, k=k, exclude_seen=exclude_seen)
+        return _json(
+            {
+                "user_id": user_id,
+                "k": k,
+                "path": result.path,
+                "items": _items(result),
+                "ignored_items": [],
+                "artifact_id": served.metadata.artifact_id,
+            }
+        )
+
+    @app.post(
+        "/v1/recommendations",
+        response_model=RecommendationResponse,
+        dependencies=protected,
+        tags=["recommendations"],
+    )
+    async def recommend_new_user(body: ColdStartRequest) -> Response:
+        """Top-K for a user the model was not trained on, from the items they interacted with
+        and/or their attributes. ``path`` says how: ``features`` (the model's cold-start scorer),
+        ``fold_in`` (embedding models: the user folded in from their items' vectors),
+        ``item_item`` (summed item-item rows) or ``popularity`` (nothing else applied)."""
+        served = holder.current.artifact
+        result = served.recommend_cold(
+            body.item_ids, body.attributes, k=body.k, exclude_seen=body.exclude_seen
+        )
+        return _json(
+            {
+                "user_id": None,
+                "k": body.k,
+                "path": result.path,
+                "items": _items(result),
+                "ignored_items": result.ignored_items,
+                "artifact_id": served.metadata.artifact_id,
+            }
+        )
+
+    @app.get(
+        "/v1/items/{item_id:path}/similar",
+        response_model=SimilarItemsResponse,
+        dependencies=protected,
+        responses={
+            404: {"model": ErrorResponse, "description": "Unknown item."},
+            409: {"model": ErrorResponse, "description": "The model cannot compute similar items."},
+        },
+        tags=["recommendations"],
+    )
+    async def similar_items(item_id: ItemId, k: K = 10) -> Response:
+        """The K items most similar to an item (cosine over item vectors, or item-item rows)."""
+        served = holder.current.artifact
+        if not served.has_item(item_id):
+            raise HTTPException(404, f"unknown item {item_id!r}: the model has no such item")
+        result = served.similar_items(item_id, k=k)
+        return _json(
+            {
+                "item_id": item_id,
+                "k": k,
+                "path": result.path,
+                "items": _items(result),
+                "artifact_id": served.metadata.artifact_id,
+            }
+        )
+
+    @app.post(
+        "/v1/admin/reload",
+        response_model=ReloadResponse,
+        dependencies=protected,
+        responses={409: {"model": ErrorResponse, "description": "The folder holds no valid artifact now."}},
+        tags=["service"],
+    )
+    async def reload() -> Response:
+        """Re-read the artifact folder and swap it in; requests in flight finish on the old model.
+        A damaged or incompatible artifact is refused (409) and the old one keeps serving."""
+        previous = holder.current.artifact.metadata.artifact_id
+        try:
+            loaded = await asyncio.to_thread(holder.reload)
+        except ArtifactError as error:
+            raise HTTPException(
+                409, f"reload refused, still serving artifact {previous[:12]}: {error}"
+            ) from None
+        return _json(
+            {
+                "previous_artifact_id": previous,
+                "artifact_id": loaded.artifact.metadata.artifact_id,
+                "loaded_at": loaded.loaded_at,
+            }
+        )
+
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(AccessLogMiddleware, enabled=settings.access_log)
+    return app
