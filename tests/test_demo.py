@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 
 import pytest
 from typer.testing import CliRunner
@@ -47,3 +48,15 @@ def test_demo_command_trains_transfers_and_writes_results(movielens_available, t
     html = (run_dir / "report.html").read_text()
     assert "<table" in html and "data:image/png;base64," in html
     assert payload["learning_curves"]["bpr_mf"][0]["epoch"] == 1
+
+    # the kept model is saved as an artifact and the printed commands work as printed
+    assert (run_dir / "artifact" / "manifest.json").is_file()
+    commands = [line.strip() for line in result.output.splitlines() if line.strip().startswith("crossrec ")]
+    assert any(" serve " in c for c in commands)
+    for command in commands:
+        if " recommend " not in command:
+            continue
+        argv = shlex.split(command)[1:] + ["--json"]
+        answer = CliRunner().invoke(app, argv)
+        assert answer.exit_code == 0, (command, answer.output)
+        assert len(json.loads(answer.output)["items"]) == 10

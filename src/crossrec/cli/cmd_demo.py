@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import typer
@@ -43,6 +44,16 @@ def demo(
     )
     console.print(f"results: {result.run_dir / 'results.json'}")
     console.print(f"report:  {result.run_dir / 'report.html'}")
+    console.print(f"model:   {result.artifact} ({result.chosen})")
+    console.print("\nTry next:", style="bold")
+    artifact = shlex.quote(str(result.artifact))
+    console.print(
+        f"  crossrec recommend {artifact} --user {shlex.quote(result.example_user)} --k 10", soft_wrap=True
+    )
+    console.print(
+        f"  crossrec recommend {artifact} --item {shlex.quote(result.example_item)} --k 10", soft_wrap=True
+    )
+    console.print(f"  crossrec serve {artifact} --port 8000", soft_wrap=True)
 
 
 def _table(result: DemoResult) -> Table:

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
+from crossrec.artifacts import save_artifact
 from crossrec.data.builtin import load_movielens_cdr
 from crossrec.data.domain import Domain
 from crossrec.evaluation import (
@@ -68,6 +69,9 @@ class DemoResult:
     split: Split
     chosen: str
     guard: dict[str, float | str]
+    artifact: Path
+    example_user: str = ""
+    example_item: str = ""
     models: dict[str, Recommender] = field(default_factory=dict)
 
 
@@ -92,7 +96,8 @@ def run_demo(config: DemoConfig) -> DemoResult:
     """Train popularity and BPR-MF on the target alone, pretrain BPR-MF on the source and
     transfer it (shared items start from their source vectors, users are folded in), keep the
     better of transfer and target-only on validation (negative-transfer guard), evaluate all on
-    the target test split and write a run folder (``results.json``, ``report.html``, split)."""
+    the target test split and write a run folder (``results.json``, ``report.html``, split) with
+    the kept model saved as a verified artifact in ``artifact/``."""
     started = time.perf_counter()
     source, target = load_movielens_cdr(config.data_dir)
     source = _sample_users(source, config.max_users and config.max_users * 4, config.seed)
@@ -183,7 +188,29 @@ def run_demo(config: DemoConfig) -> DemoResult:
         seed=config.seed,
         title="crossrec demo: movielens-cdr (ML-1M -> ML-100K)",
     )
-    return DemoResult(run_dir, evaluations, summary, comparison, seconds, split, chosen, guard, models)
+    artifact = save_artifact(
+        run_dir / "artifact",
+        models[chosen],
+        users=target.users,
+        items=target.items,
+        train=train + valid,
+        config={"demo": json.loads(config.model_dump_json()), "model": chosen},
+        evaluation={"part": "test", **summary[chosen]},
+    )
+    return DemoResult(
+        run_dir,
+        evaluations,
+        summary,
+        comparison,
+        seconds,
+        split,
+        chosen,
+        guard,
+        artifact,
+        example_user=str(target.users.ids[0]),
+        example_item=str(target.items.ids[int(np.argmax(train.sum(axis=0)))]),
+        models=models,
+    )
 
 
 def _describe(domain: Domain) -> dict[str, int | str]:
