@@ -87,7 +87,9 @@ class Domain:
             name=self.name,
             users=Vocabulary(self.users.lookup(user_keep)),
             items=Vocabulary(self.items.lookup(item_keep)),
-            interactions=Interactions(user_map[inter.user], item_map[inter.item], inter.value, inter.timestamp),
+            interactions=Interactions(
+                user_map[inter.user], item_map[inter.item], inter.value, inter.timestamp
+            ),
             user_features=None
             if self.user_features is None
             else self.user_features.iloc[user_keep].reset_index(drop=True),
