@@ -1,0 +1,154 @@
+"""The ``content`` strategy: transfer through item attributes, with no linked entities at all.
+
+A :class:`~crossrec.models.two_tower.TwoTower` is trained on the source domain with the item
+attributes the source and target share (same column names and kinds), so both domains' items go
+through the same fitted encoders. Target items are then scored zero-shot by the item tower from
+their attributes; target users are represented by their target training items (fold-in or mean
+of those items' vectors) or by their own attributes through the user tower.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from crossrec.data.domain import Domain
+from crossrec.evaluation.splits import Split
+from crossrec.features.table import FeatureTable
+from crossrec.models.base import Recommender
+from crossrec.models.two_tower import TwoTower, UserRepresentation
+from crossrec.transfer.base import (
+    STRATEGY_REGISTRY,
+    TransferData,
+    TransferStrategy,
+    register_strategy,
+)
+
+__all__ = ["ContentTransfer", "content_transfer", "shared_schema"]
+
+
+def shared_schema(
+    source: Domain | None, target: Domain | None, side: Literal["item", "user"]
+) -> dict[str, str]:
+    """Attribute columns that both domains declare with the same kind (source order)."""
+    if source is None or target is None:
+        return {}
+    kinds_s = source.item_feature_kinds if side == "item" else source.user_feature_kinds
+    kinds_t = target.item_feature_kinds if side == "item" else target.user_feature_kinds
+    table_s = source.item_features if side == "item" else source.user_features
+    table_t = target.item_features if side == "item" else target.user_features
+    if table_s is None or table_t is None:
+        return {}
+    return {column: kind for column, kind in kinds_s.items() if kinds_t.get(column) == kind}
+
+
+def _default_model() -> TwoTower:
+    return TwoTower(id_dropout=0.5, modality_dropout=0.1, progress=False)
+
+
+@register_strategy
+class ContentTransfer(TransferStrategy):
+    """Zero-shot transfer through shared item attributes (see the module docstring).
+
+    Parameters
+    ----------
+    model
+        The two-tower model trained on the source (default: ``TwoTower(id_dropout=0.5)``; a high
+        ID dropout makes the item tower rely on attributes, which is all the target has).
+    user_representation
+        ``"fold_in"`` (default), ``"mean"`` or ``"attributes"`` (see :meth:`TwoTower.transfer`).
+    holdout
+        Share of the source interactions held out for early stopping.
+    """
+
+    name = "content"
+
+    def __init__(
+        self,
+        model: TwoTower | None = None,
+        user_representation: UserRepresentation = "fold_in",
+        holdout: float = 0.1,
+    ) -> None:
+        if model is not None and not isinstance(model, TwoTower):
+            raise TypeError(f"the content strategy needs a TwoTower model, got {type(model).__name__}")
+        self.model = model if model is not None else _default_model()
+        self.user_representation = user_representation
+        self.holdout = holdout
+
+    def _columns(self, data: TransferData, side: Literal["item", "user"]) -> dict[str, str]:
+        source = data.sources[0].domain if data.sources else None
+        return shared_schema(source, data.target, side)
+
+    def check(self, data: TransferData) -> str | None:
+        reason = super().check(data)
+        if reason is not None:
+            return reason
+        if data.target is None or data.sources[0].domain is None:
+            return "it needs the source and target domains with their item attributes"
+        shared = self._columns(data, "item")
+        wanted = self.model.item_modalities
+        if wanted is not None:
+            missing = [c for c in wanted if c not in shared]
+            if missing:
+                return (
+                    f"item attributes {missing} are not shared by source and target (shared: {list(shared)})"
+                )
+        if not shared:
+            return "source and target share no item attribute (same column name and kind)"
+        if self.user_representation == "attributes" and not self._columns(data, "user"):
+            return "user_representation='attributes' needs user attributes shared by source and target"
+        return None
+
+    def _fit(self, data: TransferData) -> Recommender:
+        source = data.sources[0]
+        assert source.domain is not None and data.target is not None
+        item_columns = self.model.item_modalities or list(self._columns(data, "item"))
+        model = self.model.clone()
+        model.item_modalities = list(item_columns)
+        user_table = None
+        target_users = None
+        if self.user_representation == "attributes":
+            user_columns = self.model.user_modalities or list(self._columns(data, "user"))
+            model.user_modalities = list(user_columns)
+            user_table = FeatureTable.from_domain(source.domain, "user", user_columns)
+            target_users = FeatureTable.from_domain(data.target, "user", user_columns)
+        elif self.model.user_modalities is None:
+            model.user_modalities = []  # users of the target are folded in: source attributes are not needed
+        train, valid = source.holdout(self.holdout, seed=data.seed)
+        model.fit(
+            train,
+            valid,
+            item_features=FeatureTable.from_domain(source.domain, "item", item_columns),
+            user_features=user_table,
+            description=f"content: {model.name} on {source.name}",
+        )
+        return model.transfer(
+            FeatureTable.from_domain(data.target, "item", item_columns),
+            data.train,
+            user_features=target_users,
+            user_representation=self.user_representation,
+        )
+
+    def baseline(self) -> TransferStrategy:
+        """Target-only two-tower with ID embeddings (the content model's towers, no source)."""
+        model = self.model.clone()
+        model.item_ids = model.user_ids = True
+        return STRATEGY_REGISTRY["none"](model=model)
+
+
+def content_transfer(
+    source: Domain,
+    target: Domain,
+    split: Split,
+    *,
+    model: TwoTower | None = None,
+    user_representation: UserRepresentation = "fold_in",
+    seed: int = 0,
+) -> TwoTower:
+    """Train ``model`` on ``source`` and return it transferred to ``target`` (zero-shot, no links).
+
+    Shorthand for ``ContentTransfer(model, user_representation).fit(TransferData(...))``.
+    """
+    data = TransferData.from_domains(target, split, [source], link_items=None, seed=seed)
+    fitted = ContentTransfer(model=model, user_representation=user_representation).fit(data)
+    assert isinstance(fitted, TwoTower)
+    return fitted
