@@ -130,3 +130,29 @@ def test_cli_ablate_prints_and_writes(target_model, target_split, tmp_path):
     assert (tmp_path / "out" / "ablation.csv").exists() and (tmp_path / "out" / "ablation.png").exists()
     missing = runner.invoke(app, ["ablate", str(tmp_path / "nope"), str(tmp_path / "split")])
     assert missing.exit_code == 2 and "does not exist" in " ".join(missing.output.split())
+
+
+def test_evaluate_ablate_modalities_adds_the_chart_to_the_run_report(target_model, target_split, tmp_path):
+    import json
+
+    from crossrec.cli.main import app
+    from crossrec.evaluation import evaluate_model, write_run
+
+    run_dir = write_run(
+        tmp_path / "run",
+        {"two_tower": evaluate_model(target_model.score, target_split, ks=(10,))},
+        split=target_split,
+        n_resamples=100,
+    )
+    target_model.save(tmp_path / "model")
+    runner = CliRunner()
+    result = runner.invoke(
+        app, ["evaluate", str(run_dir), "--ablate-modalities", "--model", str(tmp_path / "model")]
+    )
+    assert result.exit_code == 0, result.output
+    ablation = json.loads((run_dir / "results.json").read_text())["extra"]["ablation"]
+    assert {row["modality"] for row in ablation} >= {"item:genre", "item:id"}
+    html = (run_dir / "report.html").read_text()
+    assert "Modality ablation" in html and 'alt="Modality ablation' in html
+    without_model = runner.invoke(app, ["evaluate", str(run_dir), "--ablate-modalities"])
+    assert without_model.exit_code == 2 and "--model" in without_model.output

@@ -49,11 +49,23 @@ def evaluate(
     ] = None,
     k: Annotated[list[int] | None, typer.Option("--k", "-k", help="Cut-off; repeat for several.")] = None,
     resamples: Annotated[int | None, typer.Option(help="Bootstrap resamples for intervals.")] = None,
+    ablate_modalities: Annotated[
+        bool,
+        typer.Option(
+            "--ablate-modalities",
+            help="Re-evaluate --model with each modality masked; add the contributions to the report.",
+        ),
+    ] = False,
+    model: Annotated[
+        Path | None, typer.Option(help="Saved multi-modal model folder (needed by --ablate-modalities).")
+    ] = None,
 ) -> None:
     """Recompute a run's metrics from its saved split and top-K lists; rewrite results and report."""
     from crossrec.evaluation.runs import reevaluate_run
 
     names = [m.strip() for m in metrics.split(",") if m.strip()] if metrics is not None else None
+    if ablate_modalities:
+        _record_ablation(run_dir, model)
     try:
         run = reevaluate_run(run_dir, metrics=names, ks=k or None, n_resamples=resamples)
     except (ValueError, FileNotFoundError) as error:
@@ -65,6 +77,44 @@ def evaluate(
         )
     )
     typer.echo(f"wrote {run_dir / 'results.json'} and {run_dir / 'report.html'}")
+
+
+def _record_ablation(run_dir: Path, model_dir: Path | None) -> None:
+    """Mask each modality of ``model_dir`` on the run's split and store the table in results.json."""
+    import json
+
+    import crossrec.models.two_tower  # noqa: F401 - registers two_tower for loading
+    from crossrec.evaluation.splits import Split
+    from crossrec.features import ablate_modalities
+    from crossrec.models.base import Recommender
+
+    if model_dir is None or not model_dir.is_dir():
+        _fail(ValueError("--ablate-modalities needs --model DIR, the saved multi-modal model of this run"))
+    results_path = run_dir / "results.json"
+    if not results_path.is_file() or not (run_dir / "split").is_dir():
+        _fail(FileNotFoundError(f"{run_dir} is not a crossrec run folder (needs results.json and split/)"))
+    recommender = Recommender.load(model_dir)
+    if not hasattr(recommender, "modalities"):
+        _fail(
+            ValueError(f"{model_dir} holds a {type(recommender).__name__}, which has no modalities to mask")
+        )
+    results = json.loads(results_path.read_text())
+    split = Split.load(run_dir / "split")
+    try:
+        table = ablate_modalities(recommender, split, part=results.get("part", "test"))  # type: ignore[arg-type]
+    except ValueError as error:
+        _fail(error)
+    results.setdefault("extra", {})
+    results["extra"] = dict(results["extra"] or {}, ablation=table.to_dict(orient="records"))
+    results_path.write_text(json.dumps(results, indent=2, default=str))
+    rows = table.to_dict(orient="records")
+    Console().print(
+        _summary_table(
+            "modality ablation (contribution = full - masked)",
+            {str(r["modality"]): {"summary": r} for r in rows},
+            [c for c in table.columns if c != "modality"],
+        )
+    )
 
 
 @app.command()

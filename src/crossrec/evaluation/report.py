@@ -242,6 +242,7 @@ def render_report(
         ("Learning curves", _learning_curves(results.get("learning_curves") or {})),
         (f"{main} by user activity", _activity(results, main) if main else None),
         ("Coverage and popularity", _coverage_popularity(results, recommendations or {}, popularity)),
+        ("Modality ablation: contribution with 95% CI", _ablation(results)),
     ]
     parts.append("<h2>Charts</h2>")
     parts.extend(_image(caption, figure) for caption, figure in charts if figure is not None)
@@ -252,6 +253,13 @@ def render_report(
             "two-sided Wilcoxon signed-rank test, Holm-adjusted over pairs when more than two models.</p>"
         )
         parts.append(_table(comparison, "comparison"))
+    ablation = (results.get("extra") or {}).get("ablation") or []
+    if ablation:
+        parts.append(
+            "<h2>Modality ablation</h2><p>Each modality masked in turn; contribution = full model - "
+            "masked model, paired bootstrap 95% CI over users.</p>"
+        )
+        parts.append(_table(ablation, "ablation"))
     parts.append("<h2>Slices</h2>")
     for name, model in models.items():
         parts.append(f"<h3>{html.escape(name)}</h3>")
@@ -273,6 +281,22 @@ def render_report(
     )
     parts.append("</pre></body></html>")
     return "\n".join(parts)
+
+
+def _ablation(results: Mapping[str, Any]) -> Figure | None:
+    """Bar chart of each modality's contribution (``extra.ablation`` rows of a run)."""
+    rows = [r for r in (results.get("extra") or {}).get("ablation") or [] if r.get("modality") != "none"]
+    if not rows:
+        return None
+    names = [str(r["modality"]) for r in rows]
+    values = np.array([float(r["contribution"]) for r in rows])
+    low = values - np.array([float(r.get("ci_low", r["contribution"])) for r in rows])
+    high = np.array([float(r.get("ci_high", r["contribution"])) for r in rows]) - values
+    figure, axis = plt.subplots(figsize=(6, 0.4 * len(rows) + 1.2))
+    axis.barh(names, values, xerr=np.vstack([low, high]), color="#4c72b0", capsize=3)
+    axis.axvline(0, color="black", linewidth=0.8)
+    axis.set_xlabel("contribution (full - masked)")
+    return figure
 
 
 def _column_key(column: str) -> tuple[str, int]:
