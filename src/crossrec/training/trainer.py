@@ -1,11 +1,14 @@
 """Mini-batch trainer for embedding models: negative sampling, BPR or sampled-softmax loss,
-Adam, early stopping on a validation metric, seeded determinism and Rich progress."""
+Adam, early stopping on a validation metric, seeded determinism, checkpoints with exact resume,
+per-interaction weights (e.g. a source domain's weight in joint training) and Rich progress."""
 
 from __future__ import annotations
 
 import copy
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Literal, Protocol
 
 import numpy as np
@@ -15,9 +18,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from crossrec.evaluation.ranking import evaluate_ranking
+from crossrec.training.checkpoint import load_checkpoint, save_checkpoint
 from crossrec.training.sampling import NegativeSampler
 
-__all__ = ["EmbeddingModule", "TrainerConfig", "TrainingHistory", "train_embedding_model"]
+__all__ = ["EmbeddingModule", "TrainerConfig", "TrainingHistory", "Validation", "train_embedding_model"]
+
+#: Custom validation: ``(user_table, item_table) -> score`` (higher is better).
+Validation = Callable[[torch.Tensor, torch.Tensor], float]
 
 
 class EmbeddingModule(Protocol):
@@ -26,7 +33,7 @@ class EmbeddingModule(Protocol):
 
     def embeddings(self) -> tuple[torch.Tensor, torch.Tensor]: ...
 
-    def parameters(self): ...  # noqa: ANN201 - torch's own signature
+    def parameters(self): ...
 
     def train(self, mode: bool = True) -> nn.Module: ...
 
@@ -48,6 +55,9 @@ class TrainerConfig(BaseModel):
     seed: int = Field(0, description="Seed for initialisation, shuffling and sampling.")
     num_threads: int | None = Field(None, ge=1, description="torch.set_num_threads; None keeps torch's.")
     progress: bool = Field(True, description="Show a Rich progress bar.")
+    checkpoint_every: int = Field(
+        1, ge=1, description="Epochs between checkpoints (with a checkpoint folder)."
+    )
 
 
 @dataclass
@@ -60,10 +70,10 @@ class TrainingHistory:
     seconds: float = 0.0
 
 
-def _validation_score(module: EmbeddingModule, train: sp.csr_matrix, valid: sp.csr_matrix, metric: str) -> float:
+def _validation_score(
+    users: torch.Tensor, items: torch.Tensor, train: sp.csr_matrix, valid: sp.csr_matrix, metric: str
+) -> float:
     name, k = metric.split("@")
-    with torch.no_grad():
-        users, items = (t.detach() for t in module.embeddings())
     result = evaluate_ranking(
         lambda batch: (users[torch.as_tensor(batch)] @ items.T).numpy(),
         valid,
@@ -82,6 +92,10 @@ def train_embedding_model(
     *,
     parameter_groups: list[dict] | None = None,
     description: str = "training",
+    weights: np.ndarray | None = None,
+    validation: Validation | None = None,
+    checkpoint_dir: str | Path | None = None,
+    resume: bool = False,
 ) -> TrainingHistory:
     """Train ``module`` in place; on return it holds the weights of the best validation epoch.
 
@@ -100,6 +114,18 @@ def train_embedding_model(
         default: all trainable parameters at ``config.learning_rate``.
     description
         Label of the progress bar.
+    weights
+        Optional loss weight per training interaction, aligned with ``train``'s CSR entries
+        (row by row); e.g. a source domain's weight in joint training.
+    validation
+        Optional custom early-stopping score ``(user_table, item_table) -> float`` used instead of
+        ranking ``valid`` (e.g. to rank only the target block of a joint model); with it, ``valid``
+        may be ``None`` and early stopping still happens.
+    checkpoint_dir
+        Folder for checkpoints (every ``config.checkpoint_every`` epochs and at the end).
+    resume
+        Continue from the checkpoint in ``checkpoint_dir`` when there is one: the result is the
+        same as an uninterrupted run with the same settings.
     """
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -112,13 +138,41 @@ def train_embedding_model(
     items_all = train.indices.astype(np.int64)
     if len(users_all) == 0:
         raise ValueError("cannot train on an empty training matrix")
+    weights_all = None
+    if weights is not None:
+        weights_all = np.asarray(weights, dtype=np.float32)
+        if weights_all.shape != (len(users_all),):
+            raise ValueError(
+                f"weights has shape {weights_all.shape}, expected one per interaction ({len(users_all)},)"
+            )
     sampler = NegativeSampler(train)
     groups = parameter_groups or [{"params": [p for p in module.parameters() if p.requires_grad]}]
     optimizer = torch.optim.Adam(groups, lr=config.learning_rate)
     history = TrainingHistory()
     best_state = copy.deepcopy(module.state_dict())
     stale = 0
-    started = time.perf_counter()
+    first_epoch = 1
+    folder = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    if folder is not None and resume:
+        restored = load_checkpoint(folder, module=module, optimizer=optimizer, rng=rng)
+        if restored is not None:
+            first_epoch, stale, best_state = restored.epoch + 1, restored.stale, restored.best_state
+            history = TrainingHistory(**restored.history)
+    scoring = validation
+    if scoring is None and valid is not None:
+
+        def scoring(users: torch.Tensor, items: torch.Tensor) -> float:
+            return _validation_score(users, items, train, valid, config.valid_metric)
+
+    started = time.perf_counter() - history.seconds
+
+    def checkpoint(epoch: int) -> None:
+        if folder is not None:
+            history.seconds = time.perf_counter() - started
+            save_checkpoint(
+                folder, module=module, best_state=best_state, optimizer=optimizer, rng=rng,
+                epoch=epoch, stale=stale, history=asdict(history),
+            )  # fmt: skip
 
     progress = Progress(
         TextColumn("[bold]{task.description}"),
@@ -129,9 +183,12 @@ def train_embedding_model(
         disable=not config.progress,
         transient=False,
     )
+    stopped = scoring is not None and stale >= config.patience
     with progress:
-        task = progress.add_task(description, total=config.epochs, status="")
-        for epoch in range(1, config.epochs + 1):
+        task = progress.add_task(description, total=config.epochs, status="", completed=first_epoch - 1)
+        for epoch in range(first_epoch, config.epochs + 1):
+            if stopped:
+                break
             epoch_start = time.perf_counter()
             module.train()
             order = rng.permutation(len(users_all))
@@ -146,6 +203,7 @@ def train_embedding_model(
                     torch.from_numpy(items_all[batch]),
                     torch.from_numpy(negatives),
                     config,
+                    None if weights_all is None else torch.from_numpy(weights_all[batch]),
                 )
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -157,9 +215,11 @@ def train_embedding_model(
                 "seconds": time.perf_counter() - epoch_start,
             }
             status = f"loss {record['loss']:.4f}"
-            if valid is not None and epoch % config.eval_every == 0:
+            if scoring is not None and epoch % config.eval_every == 0:
                 module.eval()
-                score = _validation_score(module, train, valid, config.valid_metric)
+                with torch.no_grad():
+                    user_table, item_table = (t.detach() for t in module.embeddings())
+                score = float(scoring(user_table, item_table))
                 record[f"valid_{config.valid_metric}"] = score
                 status += f"  valid {config.valid_metric} {score:.4f}"
                 if score > history.best_score:
@@ -170,9 +230,10 @@ def train_embedding_model(
                     stale += 1
             history.epochs.append(record)
             progress.update(task, advance=1, status=status)
-            if valid is not None and stale >= config.patience:
-                break
-        if valid is None:
+            stopped = scoring is not None and stale >= config.patience
+            if epoch % config.checkpoint_every == 0 or stopped or epoch == config.epochs:
+                checkpoint(epoch)
+        if scoring is None:
             best_state = module.state_dict()
             history.best_epoch = len(history.epochs)
     module.load_state_dict(best_state)
@@ -187,6 +248,7 @@ def _batch_loss(
     positives: torch.Tensor,
     negatives: torch.Tensor,
     config: TrainerConfig,
+    weights: torch.Tensor | None = None,
 ) -> torch.Tensor:
     user_table, item_table = module.embeddings()
     user_vectors = user_table[users]
@@ -195,10 +257,13 @@ def _batch_loss(
     positive_scores = (user_vectors * positive_vectors).sum(-1)
     negative_scores = torch.einsum("bd,bnd->bn", user_vectors, negative_vectors)
     if config.loss == "bpr":
-        loss = -torch.nn.functional.logsigmoid(positive_scores[:, None] - negative_scores).mean()
+        per_row = -torch.nn.functional.logsigmoid(positive_scores[:, None] - negative_scores).mean(dim=1)
     else:
         logits = torch.cat([positive_scores[:, None], negative_scores], dim=1)
-        loss = torch.nn.functional.cross_entropy(logits, torch.zeros(len(users), dtype=torch.long))
+        per_row = torch.nn.functional.cross_entropy(
+            logits, torch.zeros(len(users), dtype=torch.long), reduction="none"
+        )
+    loss = per_row.mean() if weights is None else (per_row * weights).sum() / weights.sum().clamp_min(1e-12)
     if config.l2:
         penalty = user_vectors.pow(2).sum() + positive_vectors.pow(2).sum() + negative_vectors.pow(2).sum()
         loss = loss + config.l2 * penalty / len(users)

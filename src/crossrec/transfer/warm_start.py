@@ -6,14 +6,17 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from crossrec.models.base import Recommender
+from crossrec.models.embedding import EmbeddingInit, EmbeddingRecommender
+from crossrec.models.mf import BPRMF
+from crossrec.transfer._tables import combine_tables, pretrain
+from crossrec.transfer.base import TransferData, TransferStrategy, register_strategy
 from crossrec.transfer.links import Links
 
-__all__ = ["fold_in_users", "warm_start_table"]
+__all__ = ["WarmStart", "fold_in_users", "transferred_init", "warm_start_table"]
 
 
-def warm_start_table(
-    source_vectors: np.ndarray, links: Links, n_target: int, *, seed: int = 0
-) -> np.ndarray:
+def warm_start_table(source_vectors: np.ndarray, links: Links, n_target: int, *, seed: int = 0) -> np.ndarray:
     """Initial ``(n_target, dim)`` table for the target domain.
 
     Linked rows copy their source vector. Unlinked rows are drawn from a normal distribution
@@ -58,3 +61,85 @@ def fold_in_users(
         rhs = np.asarray(block @ items)
         out[start : start + block.shape[0]] = np.linalg.solve(gram + base, rhs[:, :, None])[:, :, 0]
     return out
+
+
+def transferred_init(
+    data: TransferData, pretrained: list[Recommender], *, fold_in: bool = True, seed: int = 0
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """``(user_table, item_table)`` for the target from models pretrained on each source.
+
+    Items (users) linked to a source start from that source's vectors; with several sources the
+    tables are aligned and averaged by source weight (see :func:`combine_tables`). Without user
+    links and with ``fold_in``, users are folded in next to the transferred item vectors.
+    """
+    item_tables, item_masks, user_tables, user_masks, item_w, user_w = [], [], [], [], [], []
+    for source, model in zip(data.sources, pretrained, strict=True):
+        if source.n_item_links:
+            item_tables.append(
+                warm_start_table(model.item_vectors(), source.item_links, data.n_items, seed=seed)
+            )
+            mask = np.zeros(data.n_items, bool)
+            mask[source.item_links.target] = True
+            item_masks.append(mask)
+            item_w.append(source.weight)
+        if source.n_user_links:
+            user_tables.append(
+                warm_start_table(model.user_vectors(), source.user_links, data.n_users, seed=seed)
+            )
+            mask = np.zeros(data.n_users, bool)
+            mask[source.user_links.target] = True
+            user_masks.append(mask)
+            user_w.append(source.weight)
+    items = combine_tables(item_tables, item_masks, item_w) if item_tables else None
+    users = combine_tables(user_tables, user_masks, user_w) if user_tables else None
+    if users is None and items is not None and fold_in:
+        users = fold_in_users(items, data.train)
+    return users, items
+
+
+def check_embedding_transfer(strategy: TransferStrategy, data: TransferData) -> str | None:
+    """Shared check of strategies that move ID vectors: an embedding model and some links."""
+    if not isinstance(strategy.model, EmbeddingRecommender):
+        return (
+            f"it moves user/item vectors, and {type(strategy.model).__name__} has none; "
+            "use an embedding model such as BPRMF or LightGCN"
+        )
+    if not (data.has_item_links or data.has_user_links):
+        return "no source shares items or users with the target (no links to carry vectors across)"
+    return None
+
+
+@register_strategy
+class WarmStart(TransferStrategy):
+    """Pretrain the model on each source; linked target users/items start from their source
+    vectors, the rest from the source distribution (users folded in when only items are
+    linked); then fine-tune everything on the target with early stopping on validation.
+
+    Parameters
+    ----------
+    model
+        Embedding model (its configuration is used for pretraining and fine-tuning).
+    fold_in
+        Start unlinked users next to the transferred item vectors (implicit-ALS fold-in).
+    transferred_lr_scale
+        Learning-rate multiplier for the transferred tables while fine-tuning.
+    """
+
+    name = "warm_start"
+
+    def __init__(
+        self, model: Recommender | None = None, fold_in: bool = True, transferred_lr_scale: float = 1.0
+    ) -> None:
+        self.model = model if model is not None else BPRMF(progress=False)
+        self.fold_in = fold_in
+        self.transferred_lr_scale = transferred_lr_scale
+
+    def check(self, data: TransferData) -> str | None:
+        return super().check(data) or check_embedding_transfer(self, data)
+
+    def _fit(self, data: TransferData) -> Recommender:
+        pretrained = [pretrain(self.model, s, data.seed, f"pretrain on {s.name}") for s in data.sources]
+        users, items = transferred_init(data, pretrained, fold_in=self.fold_in, seed=data.seed)
+        init = EmbeddingInit(user=users, item=items, transferred_lr_scale=self.transferred_lr_scale)
+        target = self.model.clone()
+        return target.fit(data.train, data.valid, init=init, description="warm start: fine-tune")

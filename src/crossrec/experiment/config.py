@@ -1,0 +1,197 @@
+"""The experiment file: one TOML document, validated once into typed settings.
+
+Example (``examples/experiments/movielens_ease_joint.toml``)::
+
+    name = "movielens-ease-joint"
+    seed = 2022
+
+    [data]
+    builtin = "movielens-cdr"        # or: bundle = "path/to/bundle", target = "...", sources = ["..."]
+
+    [model]
+    name = "ease"
+    params = { reg = 300.0 }
+
+    [transfer]
+    strategy = "joint"               # none | warm_start | finetune | joint | mapping | content | auto
+    params = { domain_weight = 0.15 }
+
+    [search]                         # optional: Optuna over this space, on validation only
+    n_trials = 20
+    [search.space]
+    "model.reg" = { low = 50.0, high = 2000.0, log = true }
+    "transfer.domain_weight" = { low = 0.0, high = 0.6 }
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+__all__ = [
+    "DataConfig",
+    "EvaluationConfig",
+    "ExperimentConfig",
+    "ExperimentFileError",
+    "GuardConfig",
+    "ModelConfig",
+    "SearchConfig",
+    "SearchDimension",
+    "SplitConfig",
+    "TransferConfig",
+    "load_experiment",
+]
+
+
+class ExperimentFileError(ValueError):
+    """The experiment file is missing, not TOML, or does not match the schema."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DataConfig(_Strict):
+    """Where the domains come from."""
+
+    builtin: Literal["movielens-cdr"] | None = Field(None, description="A built-in dataset.")
+    data_dir: Path | None = Field(None, description="Cache folder of built-in datasets.")
+    bundle: Path | None = Field(None, description="A crossrec bundle folder (from `crossrec data`).")
+    target: str | None = Field(
+        None, description="Target domain name in the bundle (default: its target role)."
+    )
+    sources: list[str] | None = Field(
+        None, description="Source domain names (default: the bundle's sources)."
+    )
+    source_weights: dict[str, float] = Field(
+        default_factory=dict, description="Per-source weight (default 1)."
+    )
+    link_items: Literal["ids", "bundle", "none"] = Field(
+        "ids", description="Link items by equal raw ids, by the bundle's link table, or not at all."
+    )
+    link_users: Literal["ids", "bundle", "none"] = Field(
+        "none", description="Link users by equal raw ids, by the bundle's link table, or not at all."
+    )
+    max_users: int | None = Field(None, ge=10, description="Sample this many target users (quick runs).")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DataConfig:
+        if (self.builtin is None) == (self.bundle is None):
+            raise ValueError(
+                "give exactly one of data.builtin (e.g. 'movielens-cdr') or data.bundle (a folder)"
+            )
+        return self
+
+
+class SplitConfig(_Strict):
+    """How the target's interactions are split (train / valid / test)."""
+
+    protocol: Literal["random", "leave_one_out", "temporal", "cold_start"] = "random"
+    ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    n_train: int = Field(2, ge=1, description="cold_start: training interactions left to cold users.")
+    fraction: float = Field(0.2, gt=0, le=1, description="cold_start: share of users made cold.")
+
+
+class ModelConfig(_Strict):
+    """A registered model (``crossrec.models``) and its constructor arguments."""
+
+    name: str = "ease"
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class GuardConfig(_Strict):
+    """The negative-transfer guard."""
+
+    metric: str = "ndcg@10"
+    require_significant: bool = Field(False, description="Keep the transfer only if its CI is above 0.")
+
+
+class TransferConfig(_Strict):
+    """The transfer strategy and its constructor arguments (the model comes from ``[model]``)."""
+
+    strategy: str = "none"
+    params: dict[str, Any] = Field(default_factory=dict)
+    guard: GuardConfig = Field(default_factory=GuardConfig)
+
+
+class SearchDimension(_Strict):
+    """One searched parameter: a range (``low``/``high``, optional ``log``, ``step``) or ``choices``."""
+
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    step: float | None = None
+    integer: bool = False
+    choices: list[Any] | None = None
+
+    @model_validator(mode="after")
+    def _range_or_choices(self) -> SearchDimension:
+        if self.choices is None and (self.low is None or self.high is None):
+            raise ValueError("give low and high, or choices")
+        if self.choices is None and self.low > self.high:  # type: ignore[operator]
+            raise ValueError(f"low {self.low} is above high {self.high}")
+        return self
+
+
+class SearchConfig(_Strict):
+    """Hyperparameter search with Optuna on the validation part only."""
+
+    n_trials: int = Field(20, ge=1)
+    metric: str = "ndcg@10"
+    timeout_seconds: float | None = Field(None, gt=0)
+    space: dict[str, SearchDimension] = Field(
+        default_factory=dict, description="'model.<param>' or 'transfer.<param>' -> dimension."
+    )
+
+    @model_validator(mode="after")
+    def _prefixed(self) -> SearchConfig:
+        bad = [key for key in self.space if not key.startswith(("model.", "transfer."))]
+        if bad:
+            raise ValueError(f"search.space keys must start with 'model.' or 'transfer.', got {bad}")
+        return self
+
+
+class EvaluationConfig(_Strict):
+    """Test metrics of the run."""
+
+    metrics: list[str] = Field(default_factory=lambda: ["ndcg", "recall", "hit", "precision", "mrr"])
+    ks: list[int] = Field(default_factory=lambda: [10, 20])
+
+
+class ExperimentConfig(_Strict):
+    """A whole experiment: data, split, model, transfer, search, evaluation, seed and outputs."""
+
+    name: str = "experiment"
+    seed: int = 2022
+    output_dir: Path = Path("runs")
+    num_threads: int | None = Field(None, ge=1, description="torch.set_num_threads for the run.")
+    data: DataConfig
+    split: SplitConfig = Field(default_factory=SplitConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    transfer: TransferConfig = Field(default_factory=TransferConfig)
+    search: SearchConfig | None = None
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+
+
+def load_experiment(path: str | Path) -> ExperimentConfig:
+    """Read and validate an experiment TOML file; errors name the file and the bad keys."""
+    path = Path(path)
+    if not path.is_file():
+        raise ExperimentFileError(f"experiment file {path} does not exist")
+    try:
+        document = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as error:
+        raise ExperimentFileError(f"{path} is not valid TOML: {error}") from error
+    try:
+        config = ExperimentConfig.model_validate(document)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}" for e in error.errors()
+        )
+        raise ExperimentFileError(f"{path}: {problems}") from error
+    if config.data.bundle is not None and not config.data.bundle.is_absolute():
+        config.data.bundle = (path.parent / config.data.bundle).resolve()
+    return config

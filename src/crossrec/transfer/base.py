@@ -1,0 +1,330 @@
+"""The transfer-strategy interface: source domain(s) + links + a target split in, a fitted target
+:class:`~crossrec.models.Recommender` out; plus the data object every strategy reads and the
+registry that makes strategies selectable by name."""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, ClassVar, Literal, Self
+
+import numpy as np
+import scipy.sparse as sp
+
+from crossrec.data.domain import Domain
+from crossrec.data.interactions import Interactions
+from crossrec.evaluation.splits import Split, random_split
+from crossrec.models.base import Recommender
+from crossrec.transfer.links import Links
+
+__all__ = [
+    "STRATEGY_REGISTRY",
+    "SourceData",
+    "TransferData",
+    "TransferNotPossibleError",
+    "TransferStrategy",
+    "get_strategy_class",
+    "make_strategy",
+    "possible_strategies",
+    "register_strategy",
+]
+
+#: Strategy name -> class, filled by :func:`register_strategy`.
+STRATEGY_REGISTRY: dict[str, type[TransferStrategy]] = {}
+
+
+class TransferNotPossibleError(ValueError):
+    """The data cannot support the chosen strategy (raised before any training)."""
+
+
+@dataclass(frozen=True)
+class SourceData:
+    """One source domain as a strategy sees it.
+
+    Attributes
+    ----------
+    name
+        Domain name (for reports).
+    interactions
+        ``(n_source_users, n_source_items)`` binary matrix of all source interactions.
+    item_links, user_links
+        Source -> target links (``None`` or empty: none).
+    weight
+        Relative weight of this source among several (multi-source transfer).
+    domain
+        The full :class:`~crossrec.data.Domain` when available (features, vocabularies).
+    """
+
+    name: str
+    interactions: sp.csr_matrix
+    item_links: Links | None = None
+    user_links: Links | None = None
+    weight: float = 1.0
+    domain: Domain | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "interactions", sp.csr_matrix(self.interactions, dtype=np.float32))
+        if self.weight < 0:
+            raise ValueError(f"source {self.name!r}: weight must be >= 0, got {self.weight}")
+        n_users, n_items = self.interactions.shape
+        for label, links, n_source in (
+            ("item", self.item_links, n_items),
+            ("user", self.user_links, n_users),
+        ):
+            if links is not None and len(links) and links.source.max() >= n_source:
+                raise ValueError(f"source {self.name!r}: {label} link index beyond its {n_source} {label}s")
+
+    @property
+    def n_item_links(self) -> int:
+        return 0 if self.item_links is None else len(self.item_links)
+
+    @property
+    def n_user_links(self) -> int:
+        return 0 if self.user_links is None else len(self.user_links)
+
+    def holdout(self, fraction: float = 0.1, seed: int = 0) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+        """Per-user random ``(train, valid)`` of the source interactions (pretraining, early stopping)."""
+        coo = self.interactions.tocoo()
+        interactions = Interactions(coo.row, coo.col, np.ones(coo.nnz, np.float32))
+        split = random_split(
+            interactions, *self.interactions.shape, ratios=(1 - fraction, fraction, 0.0), seed=seed
+        )
+        return split.matrix("train"), split.matrix("valid")
+
+
+@dataclass(frozen=True)
+class TransferData:
+    """Everything a strategy may use: the target split, the target domain and the sources.
+
+    Attributes
+    ----------
+    split
+        Train/valid/test of the target domain; strategies fit on ``train`` and select on ``valid``
+        only (``test`` is never read here).
+    sources
+        One or more :class:`SourceData`.
+    target
+        The target :class:`~crossrec.data.Domain` when available (features, vocabularies).
+    seed
+        Seed for everything a strategy draws at random.
+    """
+
+    split: Split
+    sources: tuple[SourceData, ...]
+    target: Domain | None = field(default=None, repr=False)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sources", tuple(self.sources))
+        for source in self.sources:
+            for label, links, n_target in (
+                ("item", source.item_links, self.split.n_items),
+                ("user", source.user_links, self.split.n_users),
+            ):
+                if links is not None and len(links) and links.target.max() >= n_target:
+                    raise ValueError(
+                        f"source {source.name!r}: {label} links point beyond the target's {n_target} {label}s"
+                    )
+
+    @cached_property
+    def train(self) -> sp.csr_matrix:
+        return self.split.matrix("train")
+
+    @cached_property
+    def valid(self) -> sp.csr_matrix:
+        return self.split.matrix("valid")
+
+    @property
+    def n_users(self) -> int:
+        return self.split.n_users
+
+    @property
+    def n_items(self) -> int:
+        return self.split.n_items
+
+    @property
+    def has_item_links(self) -> bool:
+        return any(s.n_item_links for s in self.sources)
+
+    @property
+    def has_user_links(self) -> bool:
+        return any(s.n_user_links for s in self.sources)
+
+    @property
+    def has_features(self) -> bool:
+        """Target and every source domain carry item or user features."""
+        domains = [self.target, *(s.domain for s in self.sources)]
+        return bool(self.sources) and all(
+            d is not None and (d.item_features is not None or d.user_features is not None) for d in domains
+        )
+
+    def describe(self) -> str:
+        """One line per source: its size, links and weight."""
+        lines = [
+            f"target: {self.n_users} users x {self.n_items} items, {self.train.nnz} training interactions"
+        ]
+        for s in self.sources:
+            lines.append(
+                f"source {s.name!r}: {s.interactions.shape[0]} users x {s.interactions.shape[1]} items, "
+                f"{s.n_item_links} linked items, {s.n_user_links} linked users, weight {s.weight:g}"
+            )
+        return "\n".join(lines)
+
+    @classmethod
+    def from_domains(
+        cls,
+        target: Domain,
+        split: Split,
+        sources: Sequence[Domain],
+        *,
+        weights: Sequence[float] | None = None,
+        link_items: Literal["ids"] | Sequence[Links | None] | None = "ids",
+        link_users: Literal["ids"] | Sequence[Links | None] | None = None,
+        seed: int = 0,
+    ) -> TransferData:
+        """Build from domains; ``"ids"`` links entities whose raw ids are equal in both domains.
+
+        Users are not linked by id by default: numeric user ids of two platforms usually name
+        different people (e.g. ML-1M and ML-100K).
+        """
+        weights = list(weights) if weights is not None else [1.0] * len(sources)
+        if len(weights) != len(sources):
+            raise ValueError(f"{len(weights)} weights for {len(sources)} source domains")
+
+        def links_for(spec: Any, k: int, entity: str, domain: Domain) -> Links | None:
+            if spec is None:
+                return None
+            if spec == "ids":
+                vocab_s, vocab_t = (
+                    (domain.items, target.items) if entity == "item" else (domain.users, target.users)
+                )
+                return Links.by_shared_ids(vocab_s, vocab_t)
+            return spec[k]
+
+        built = []
+        for k, domain in enumerate(sources):
+            built.append(
+                SourceData(
+                    name=domain.name,
+                    interactions=domain.interactions.to_csr(domain.n_users, domain.n_items),
+                    item_links=links_for(link_items, k, "item", domain),
+                    user_links=links_for(link_users, k, "user", domain),
+                    weight=float(weights[k]),
+                    domain=domain,
+                )
+            )
+        return cls(split=split, sources=tuple(built), target=target, seed=seed)
+
+
+class TransferStrategy(ABC):
+    """A way to transfer: configured in the constructor (scikit-learn style), then
+    :meth:`fit` on :class:`TransferData` returns a fitted target recommender.
+
+    Subclasses set ``name``, implement :meth:`_fit`, and extend :meth:`check` with what they need
+    from the data. :meth:`fit` calls :meth:`check` first, so a strategy the data cannot support
+    fails before any training with a message that names the strategies that can run.
+    """
+
+    name: ClassVar[str] = "base"
+    #: The model this strategy trains (an unfitted template, cloned before use).
+    model: Recommender
+
+    def check(self, data: TransferData) -> str | None:
+        """Why this strategy cannot run on ``data``, or ``None`` when it can."""
+        if self.name != "none" and not data.sources:
+            return "it needs at least one source domain"
+        return None
+
+    def fit(self, data: TransferData) -> Recommender:
+        """Check the data, then fit and return the target model."""
+        reason = self.check(data)
+        if reason is not None:
+            possible = possible_strategies(data, model=getattr(self, "model", None))
+            raise TransferNotPossibleError(
+                f"strategy {self.name!r} cannot run on this data: {reason}. "
+                f"Strategies possible here: {', '.join(possible) or 'none'}.\n{data.describe()}"
+            )
+        return self._fit(data)
+
+    @abstractmethod
+    def _fit(self, data: TransferData) -> Recommender:
+        """Fit on checked data."""
+
+    def baseline(self) -> TransferStrategy:
+        """The target-only strategy this one is compared against (same model, no source)."""
+        return STRATEGY_REGISTRY["none"](model=self.model.clone())
+
+    def get_params(self) -> dict[str, Any]:
+        signature = inspect.signature(type(self).__init__)
+        return {name: getattr(self, name) for name in signature.parameters if name != "self"}
+
+    def clone(self) -> Self:
+        params = self.get_params()
+        if isinstance(params.get("model"), Recommender):
+            params["model"] = params["model"].clone()
+        return type(self)(**params)
+
+    @property
+    def label(self) -> str:
+        """``strategy:model`` for tables."""
+        model = getattr(self, "model", None)
+        return f"{self.name}:{model.name}" if model is not None else self.name
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{key}={value!r}" for key, value in self.get_params().items())
+        return f"{type(self).__name__}({params})"
+
+
+def register_strategy(cls: type[TransferStrategy]) -> type[TransferStrategy]:
+    """Class decorator: make a strategy selectable by its ``name``."""
+    if cls.name in STRATEGY_REGISTRY and STRATEGY_REGISTRY[cls.name] is not cls:
+        raise ValueError(f"strategy name {cls.name!r} is registered twice")
+    STRATEGY_REGISTRY[cls.name] = cls
+    return cls
+
+
+def _load_optional_strategies() -> None:
+    """Import strategy modules that other packages may or may not provide (content transfer)."""
+    import importlib
+
+    for module in ("crossrec.transfer.content",):
+        with contextlib.suppress(ImportError):
+            importlib.import_module(module)
+
+
+def get_strategy_class(name: str) -> type[TransferStrategy]:
+    """The registered strategy class called ``name``; the error lists the known names."""
+    _load_optional_strategies()
+    try:
+        return STRATEGY_REGISTRY[name]
+    except KeyError:
+        raise ValueError(f"unknown transfer strategy {name!r}; known: {sorted(STRATEGY_REGISTRY)}") from None
+
+
+def make_strategy(name: str, model: Recommender | None = None, **params: Any) -> TransferStrategy:
+    """Build a strategy by name; ``model`` replaces its default model."""
+    cls = get_strategy_class(name)
+    if model is not None:
+        params["model"] = model
+    return cls(**params)
+
+
+def possible_strategies(data: TransferData, model: Recommender | None = None) -> list[str]:
+    """Names of registered strategies whose :meth:`~TransferStrategy.check` passes on ``data``
+    (with ``model`` when given and accepted, else with each strategy's default model)."""
+    _load_optional_strategies()
+    names = []
+    for name, cls in sorted(STRATEGY_REGISTRY.items()):
+        candidates = []
+        if model is not None:
+            with contextlib.suppress(TypeError):
+                candidates.append(cls(model=model.clone()))
+        with contextlib.suppress(TypeError):
+            candidates.append(cls())
+        if any(c.check(data) is None for c in candidates):
+            names.append(name)
+    return names

@@ -1,0 +1,72 @@
+"""Fine-tune: pretrain on the source(s), then continue on the target with parts frozen, a lower
+learning rate for transferred weights, or only a head trained."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from crossrec.models.base import Recommender
+from crossrec.models.embedding import EmbeddingInit
+from crossrec.models.mf import BPRMF
+from crossrec.transfer._tables import pretrain
+from crossrec.transfer.base import TransferData, TransferStrategy, register_strategy
+from crossrec.transfer.warm_start import check_embedding_transfer, transferred_init
+
+__all__ = ["FineTune"]
+
+_TABLES = {"user": "user_embedding", "item": "item_embedding"}
+
+
+@register_strategy
+class FineTune(TransferStrategy):
+    """Pretrain on each source, carry every transferable weight to the target model (ID rows
+    through the links, other parameters such as feature towers by name), then fine-tune.
+
+    Parameters
+    ----------
+    model
+        Embedding model.
+    freeze
+        Parts kept fixed while fine-tuning: ``"user"``, ``"item"`` (ID tables) or any other
+        parameter-name prefix (e.g. ``"item_tower"``).
+    transferred_lr_scale
+        Learning-rate multiplier for transferred weights (``0`` freezes all of them).
+    head_only
+        Freeze the transferred model and train only a linear head on the user side.
+    """
+
+    name = "finetune"
+
+    def __init__(
+        self,
+        model: Recommender | None = None,
+        freeze: Sequence[str] = (),
+        transferred_lr_scale: float = 0.1,
+        head_only: bool = False,
+    ) -> None:
+        self.model = model if model is not None else BPRMF(progress=False)
+        self.freeze = tuple(freeze)
+        self.transferred_lr_scale = transferred_lr_scale
+        self.head_only = head_only
+
+    def check(self, data: TransferData) -> str | None:
+        return super().check(data) or check_embedding_transfer(self, data)
+
+    def _fit(self, data: TransferData) -> Recommender:
+        pretrained = [pretrain(self.model, s, data.seed, f"pretrain on {s.name}") for s in data.sources]
+        users, items = transferred_init(data, pretrained, fold_in=True, seed=data.seed)
+        state = {}
+        module = getattr(pretrained[int(np.argmax([s.weight for s in data.sources]))], "_module", None)
+        if module is not None:
+            state = {k: v.detach().numpy() for k, v in module.state_dict().items()}
+        init = EmbeddingInit(
+            user=users,
+            item=items,
+            transferred_lr_scale=self.transferred_lr_scale,
+            state=state,
+            freeze=tuple(_TABLES.get(part, part) for part in self.freeze),
+            head=self.head_only,
+        )
+        return self.model.clone().fit(data.train, data.valid, init=init, description="finetune on target")

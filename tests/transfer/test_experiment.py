@@ -1,0 +1,97 @@
+"""Experiment files, the Optuna search and the ``train`` / ``transfer`` commands."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from crossrec.experiment import ExperimentFileError, load_experiment
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "experiments"
+
+SMALL = """
+name = "tiny"
+seed = 2022
+output_dir = "{out}"
+[data]
+builtin = "movielens-cdr"
+max_users = 120
+[model]
+name = "ease"
+params = {{ reg = 100.0 }}
+[transfer]
+strategy = "{strategy}"
+params = {params}
+"""
+
+
+def _write(
+    tmp_path: Path, strategy: str = "joint", params: str = "{ domain_weight = 0.15 }", extra: str = ""
+) -> Path:
+    path = tmp_path / "experiment.toml"
+    path.write_text(SMALL.format(out=tmp_path / "runs", strategy=strategy, params=params) + extra)
+    return path
+
+
+@pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.toml")), ids=lambda p: p.name)
+def test_examples_validate(path):
+    config = load_experiment(path)
+    assert config.name
+
+
+def test_unknown_key_is_named(tmp_path):
+    path = _write(tmp_path)
+    path.write_text(path.read_text().replace("[model]", "[model]\nregularisation = 3"))
+    with pytest.raises(ExperimentFileError, match=r"model.regularisation"):
+        load_experiment(path)
+
+
+def test_data_needs_one_origin(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text("[data]\n")
+    with pytest.raises(ExperimentFileError, match="exactly one of data.builtin"):
+        load_experiment(path)
+
+
+def test_search_is_seeded_and_on_validation(tmp_path):
+    from crossrec.experiment import prepare, tune
+
+    space = (
+        '[search]\nn_trials = 3\n[search.space]\n"model.reg" = { low = 10.0, high = 1000.0, log = true }\n'
+        '"transfer.domain_weight" = { low = 0.0, high = 0.5 }\n'
+    )
+    path = _write(tmp_path, extra=space)
+    config = load_experiment(path)
+    data = prepare(config)
+    first, second = tune(config, data, strategy="joint"), tune(config, data, strategy="joint")
+    assert first.trials == second.trials
+    assert len(first.trials) == 3 and set(first.best_params) == {"model.reg", "transfer.domain_weight"}
+
+
+def test_cli_transfer_writes_run_with_guard(tmp_path):
+    from crossrec.cli.main import app
+
+    result = CliRunner().invoke(app, ["transfer", str(_write(tmp_path))])
+    assert result.exit_code == 0, result.output
+    assert "negative-transfer guard" in result.output
+    results = next((tmp_path / "runs").glob("*/results.json"))
+    payload = json.loads(results.read_text())
+    assert (
+        payload["guard"]["kept"] in ("transfer", "baseline")
+        if "guard" in payload
+        else "guard" in json.dumps(payload)
+    )
+    assert (results.parent / "models" / "transfer" / "weights.safetensors").is_file()
+
+
+def test_cli_train_and_impossible_strategy(tmp_path):
+    from crossrec.cli.main import app
+
+    runner = CliRunner()
+    assert runner.invoke(app, ["train", str(_write(tmp_path))]).exit_code == 0
+    result = runner.invoke(app, ["transfer", str(_write(tmp_path, "mapping", "{}")), "--no-search"])
+    assert result.exit_code == 2
+    assert "no source has users linked" in result.output and "joint" in result.output
