@@ -27,11 +27,11 @@ def test_demo_command_trains_transfers_and_writes_results(movielens_available, t
         ["demo", "--max-users", "150", "--epochs", "15", "--runs-dir", str(tmp_path), "--no-progress"],
     )
     assert result.exit_code == 0, result.output
-    assert "bpr_mf+warm_start" in result.output
+    assert "bpr_mf+warm_start" in result.output and "ease+joint" in result.output
     (run_dir,) = list(tmp_path.iterdir())
     payload = json.loads((run_dir / "results.json").read_text())
     models = payload["models"]
-    assert set(models) == {"popularity", "bpr_mf", "bpr_mf+warm_start"}
+    assert set(models) == {"popularity", "bpr_mf", "bpr_mf+warm_start", "ease", "ease+joint"}
     for model in models.values():
         for name in ("recall@10", "ndcg@10", "hit@10", "precision@10", "mrr@10"):
             assert 0.0 <= model["summary"][name] <= 1.0
@@ -41,9 +41,14 @@ def test_demo_command_trains_transfers_and_writes_results(movielens_available, t
     assert dataset["target"]["users"] <= 150
     assert dataset["shared_items"] > 0
     guard = payload["extra"]["negative_transfer_guard"]
-    assert guard["chosen"] in {"bpr_mf", "bpr_mf+warm_start"}
-    assert guard["ci_low"] <= guard["difference"] <= guard["ci_high"]
-    assert {row["model"] for row in payload["comparison"]} >= {"bpr_mf+warm_start"}
+    for family in guard["families"]:
+        assert family["chosen"] in {family["baseline"], family["candidate"]}
+        assert family["ci_low"] <= family["difference"] <= family["ci_high"]
+        # the guard keeps the transfer exactly when it is better on validation
+        assert (family["chosen"] == family["candidate"]) == (family["difference"] > 0)
+    assert guard["chosen"] in {family["chosen"] for family in guard["families"]}
+    compared = {frozenset((row["model"], row["reference"])) for row in payload["comparison"]}
+    assert {frozenset(("bpr_mf", "bpr_mf+warm_start")), frozenset(("ease", "ease+joint"))} <= compared
     assert (run_dir / "split" / "split.json").is_file()
     html = (run_dir / "report.html").read_text()
     assert "<table" in html and "data:image/png;base64," in html

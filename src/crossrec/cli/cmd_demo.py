@@ -11,7 +11,7 @@ from rich.table import Table
 
 from crossrec.cli._app import app
 from crossrec.data.builtin import DatasetUnavailableError
-from crossrec.pipelines.demo import BASELINE, REPORT_METRICS, DemoConfig, DemoResult, run_demo
+from crossrec.pipelines.demo import REPORT_METRICS, DemoConfig, DemoResult, run_demo
 
 
 @app.command()
@@ -35,13 +35,15 @@ def demo(
     except DatasetUnavailableError as error:
         console.print(f"[red]error:[/red] {error}")
         raise typer.Exit(2) from error
-    console.print(_table(result))
-    guard = result.guard
-    console.print(
-        f"negative-transfer guard (validation NDCG@10, transfer - target-only): "
-        f"{guard['difference']:+.4f} [95% CI {guard['ci_low']:+.4f}, {guard['ci_high']:+.4f}] "
-        f"-> keeps [bold]{result.chosen}[/bold]"
-    )
+    console.print(_metrics_table(result))
+    console.print(_gains_table(result))
+    for guard in result.guard["families"]:
+        console.print(
+            f"guard {guard['candidate']} vs {guard['baseline']} (validation NDCG@10): "
+            f"{guard['difference']:+.4f} [95% CI {guard['ci_low']:+.4f}, {guard['ci_high']:+.4f}] "
+            f"-> keeps {guard['chosen']}"
+        )
+    console.print(f"best kept model on validation: [bold]{result.chosen}[/bold]")
     console.print(f"results: {result.run_dir / 'results.json'}")
     console.print(f"report:  {result.run_dir / 'report.html'}")
     console.print(f"model:   {result.artifact} ({result.chosen})")
@@ -56,27 +58,34 @@ def demo(
     console.print(f"  crossrec serve {artifact} --port 8000", soft_wrap=True)
 
 
-def _table(result: DemoResult) -> Table:
-    table = Table(title="movielens-cdr: ML-1M -> ML-100K, test split, full ranking, metrics @10")
+def _metrics_table(result: DemoResult) -> Table:
+    table = Table(title="movielens-cdr ML-1M -> ML-100K: test, full ranking, @10")
     table.add_column("model", no_wrap=True)
     for metric in REPORT_METRICS:
         table.add_column(metric, justify="right")
-    table.add_column("NDCG gain [95% CI]", justify="right")
     table.add_column("train s", justify="right")
-    comparison = result.comparison.set_index(["model", "metric"])
-    baseline_ndcg = result.summary[BASELINE]["ndcg@10"]
     for name, metrics in result.summary.items():
-        gain = ""
-        if name != BASELINE:
-            row = comparison.loc[(name, "ndcg@10")]
-            gain = (
-                f"{row['difference'] / baseline_ndcg:+.1%} "
-                f"[{row['ci_low'] / baseline_ndcg:+.1%}, {row['ci_high'] / baseline_ndcg:+.1%}]"
-            )
         table.add_row(
-            name,
-            *(f"{metrics[f'{m}@10']:.4f}" for m in REPORT_METRICS),
-            gain,
-            f"{result.train_seconds[name]:.1f}",
+            name, *(f"{metrics[f'{m}@10']:.4f}" for m in REPORT_METRICS), f"{result.train_seconds[name]:.1f}"
+        )
+    return table
+
+
+def _gains_table(result: DemoResult) -> Table:
+    table = Table(title="paired test NDCG@10 difference (bootstrap 95% CI over users)")
+    table.add_column("model", no_wrap=True)
+    table.add_column("vs", no_wrap=True)
+    table.add_column("difference", justify="right")
+    table.add_column("relative", justify="right")
+    table.add_column("95% CI", justify="right", no_wrap=True)
+    rows = result.comparison[result.comparison["metric"] == "ndcg@10"]
+    for row in rows.itertuples(index=False):
+        reference = result.summary[row.reference]["ndcg@10"]
+        table.add_row(
+            row.model,
+            row.reference,
+            f"{row.difference:+.4f}",
+            f"{row.difference / reference:+.1%}",
+            f"[{row.ci_low:+.4f}, {row.ci_high:+.4f}]",
         )
     return table

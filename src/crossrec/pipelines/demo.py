@@ -28,10 +28,12 @@ from crossrec.evaluation import (
     random_split,
     write_run,
 )
+from crossrec.models import EASE
 from crossrec.models.base import Recommender
 from crossrec.models.embedding import EmbeddingInit
 from crossrec.models.mf import BPRMF
 from crossrec.models.popularity import Popularity
+from crossrec.transfer import Joint, TransferData
 from crossrec.transfer.links import Links
 from crossrec.transfer.warm_start import fold_in_users, warm_start_table
 
@@ -40,6 +42,10 @@ __all__ = ["DemoConfig", "DemoResult", "run_demo"]
 REPORT_METRICS = ("recall", "ndcg", "hit", "precision", "mrr")
 BASELINE = "bpr_mf"
 TRANSFER = "bpr_mf+warm_start"
+#: (target-only model, its transfer) pairs that the negative-transfer guard compares.
+FAMILIES: tuple[tuple[str, str], ...] = ((BASELINE, TRANSFER), ("ease", "ease+joint"))
+EASE_REG = 300.0
+JOINT_WEIGHT = 0.1
 
 
 class DemoConfig(BaseModel):
@@ -68,7 +74,7 @@ class DemoResult:
     train_seconds: dict[str, float]
     split: Split
     chosen: str
-    guard: dict[str, float | str]
+    guard: dict[str, object]
     artifact: Path
     example_user: str = ""
     example_item: str = ""
@@ -93,11 +99,12 @@ def _first_genre_codes(domain: Domain) -> np.ndarray | None:
 
 
 def run_demo(config: DemoConfig) -> DemoResult:
-    """Train popularity and BPR-MF on the target alone, pretrain BPR-MF on the source and
-    transfer it (shared items start from their source vectors, users are folded in), keep the
-    better of transfer and target-only on validation (negative-transfer guard), evaluate all on
-    the target test split and write a run folder (``results.json``, ``report.html``, split) with
-    the kept model saved as a verified artifact in ``artifact/``."""
+    """Train popularity, BPR-MF and EASE on the target alone; pretrain BPR-MF on the source and
+    transfer it (shared items start from their source vectors, users are folded in, then
+    fine-tune); train EASE jointly with the source users' rows. The negative-transfer guard keeps
+    each transfer only if it beats its target-only model on validation; the best kept model (on
+    validation) is saved as a verified artifact in ``artifact/``. All models are evaluated on the
+    target test split and written to a run folder (``results.json``, ``report.html``, split)."""
     started = time.perf_counter()
     source, target = load_movielens_cdr(config.data_dir)
     source = _sample_users(source, config.max_users and config.max_users * 4, config.seed)
@@ -135,22 +142,22 @@ def run_demo(config: DemoConfig) -> DemoResult:
     models[TRANSFER] = mf().fit(train, valid, init=init, description="transfer: fine-tune")
     seconds[TRANSFER] = time.perf_counter() - t0
 
-    # Negative-transfer guard: decide on validation, never on test.
-    on_valid = {
-        name: evaluate_model(models[name].score, split, part="valid", ks=(10,))
-        for name in (BASELINE, TRANSFER)
-    }
-    valid_diff = compare_models(on_valid, baseline=BASELINE, metrics=["ndcg@10"], seed=config.seed).iloc[0]
-    chosen = TRANSFER if valid_diff["difference"] > 0 else BASELINE
-    guard = {
-        "metric": "valid ndcg@10",
-        "baseline": BASELINE,
-        "candidate": TRANSFER,
-        "difference": float(valid_diff["difference"]),
-        "ci_low": float(valid_diff["ci_low"]),
-        "ci_high": float(valid_diff["ci_high"]),
-        "chosen": chosen,
-    }
+    # The strongest family on this data: EASE alone, and EASE trained jointly with the source
+    # users' rows on the shared movies (reg and domain weight chosen on validation by
+    # benchmarks/movielens_cdr.py).
+    t0 = time.perf_counter()
+    models["ease"] = EASE(reg=EASE_REG).fit(train)
+    seconds["ease"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    data = TransferData.from_domains(target, split, [source], link_items="ids", seed=config.seed)
+    models["ease+joint"] = Joint(EASE(reg=EASE_REG), domain_weight=JOINT_WEIGHT).fit(data)
+    seconds["ease+joint"] = time.perf_counter() - t0
+
+    # Negative-transfer guard: each transfer against its own target-only model, on validation.
+    guards = [_guard(models, split, baseline, candidate, config.seed) for baseline, candidate in FAMILIES]
+    kept = [g["chosen"] for g in guards]
+    on_valid = {name: evaluate_model(models[name].score, split, part="valid", ks=(10,)) for name in kept}
+    chosen = max(kept, key=lambda name: on_valid[name].summary["ndcg@10"])
 
     categories = _first_genre_codes(target)
     evaluations = {
@@ -159,10 +166,24 @@ def run_demo(config: DemoConfig) -> DemoResult:
         )
         for name, model in models.items()
     }
-    comparison = compare_models(
-        evaluations, baseline=BASELINE, metrics=["ndcg@10", "recall@10"], seed=config.seed
+    comparison = pd.concat(
+        [
+            compare_models(
+                {baseline: evaluations[baseline], candidate: evaluations[candidate]},
+                baseline=baseline,
+                metrics=["ndcg@10", "recall@10"],
+                seed=config.seed,
+            )
+            for baseline, candidate in [(BASELINE, "popularity"), *FAMILIES]
+        ],
+        ignore_index=True,
     )
     summary = {name: evaluation.summary for name, evaluation in evaluations.items()}
+    guard = {
+        "families": guards,
+        "chosen": chosen,
+        "chosen_valid_ndcg@10": on_valid[chosen].summary["ndcg@10"],
+    }
 
     run_dir = write_run(
         _new_run_dir(config.runs_dir, config.name),
@@ -182,8 +203,9 @@ def run_demo(config: DemoConfig) -> DemoResult:
                 "shared_items": len(links),
             },
             "negative_transfer_guard": guard,
+            "families": [list(pair) for pair in FAMILIES],
         },
-        baseline=BASELINE,
+        baseline=None,
         item_categories=categories,
         seed=config.seed,
         title="crossrec demo: movielens-cdr (ML-1M -> ML-100K)",
@@ -211,6 +233,27 @@ def run_demo(config: DemoConfig) -> DemoResult:
         example_item=str(target.items.ids[int(np.argmax(train.sum(axis=0)))]),
         models=models,
     )
+
+
+def _guard(
+    models: dict[str, Recommender], split: Split, baseline: str, candidate: str, seed: int
+) -> dict[str, float | str]:
+    """Compare a transfer with its target-only model on validation; keep the transfer only if it
+    is better there (the per-user paired difference and its bootstrap 95% CI are recorded)."""
+    on_valid = {
+        name: evaluate_model(models[name].score, split, part="valid", ks=(10,))
+        for name in (baseline, candidate)
+    }
+    row = compare_models(on_valid, baseline=baseline, metrics=["ndcg@10"], seed=seed).iloc[0]
+    return {
+        "metric": "valid ndcg@10",
+        "baseline": baseline,
+        "candidate": candidate,
+        "difference": float(row["difference"]),
+        "ci_low": float(row["ci_low"]),
+        "ci_high": float(row["ci_high"]),
+        "chosen": candidate if row["difference"] > 0 else baseline,
+    }
 
 
 def _describe(domain: Domain) -> dict[str, int | str]:
