@@ -23,7 +23,12 @@ def print_table(title: str, rows: list[dict[str, Any]]) -> None:
         table.add_row(
             *(f"{v:.4g}" if isinstance(v, float) else str(v) for v in (row.get(c) for c in columns))
         )
-    Console().print(table)
+    console = Console()
+    # Never squash a wide table into an 80-column log: widen the console to fit it.
+    needed = console.measure(table, options=console.options.update(max_width=10_000)).maximum
+    if needed > console.width:
+        console = Console(width=needed)
+    console.print(table)
 
 
 def write_results(name: str, rows: list[dict[str, Any]], **summary: Any) -> Path:
