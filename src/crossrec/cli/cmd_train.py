@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import typer
@@ -50,9 +51,79 @@ def train(
         ..., help="Experiment file (TOML); its [model] is trained target-only."
     ),
     search: bool = typer.Option(True, help="Run the [search] section (Optuna, validation only) if present."),
+    nproc: int | None = typer.Option(
+        None,
+        "--nproc",
+        help="Train data-parallel on this many ranks (BPR-MF; torchrun, gloo on CPU, NCCL on GPU).",
+    ),
 ) -> None:
-    """Train the experiment's model on the target domain alone and evaluate it on test."""
+    """Train the experiment's model on the target domain alone and evaluate it on test.
+
+    With ``--nproc N`` (or when started by ``torchrun ... -m crossrec train``) a ``bpr_mf`` experiment
+    is trained data-parallel by :func:`crossrec.training.distributed.train_distributed`.
+    """
+    if nproc is not None or int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        _run_distributed(experiment, nproc or 1)
+        return
     _run(experiment, "train", None, search)
+
+
+#: BPR-MF settings of the single-process trainer that the data-parallel step does not use.
+_SINGLE_PROCESS_ONLY = {"loss", "n_negatives", "patience", "progress", "num_threads"}
+
+
+def _run_distributed(experiment: Path, nproc: int) -> None:
+    """``crossrec train EXPERIMENT --nproc N``: map the experiment onto a data-parallel run."""
+    from pydantic import ValidationError
+
+    from crossrec.experiment.config import ExperimentFileError, load_experiment
+    from crossrec.training.distributed import DistributedTrainConfig, train_distributed
+    from crossrec.training.fast_bpr import FastBPRConfig
+
+    console = Console()
+    try:
+        config = load_experiment(experiment)
+        if config.model.name != "bpr_mf":
+            raise ValueError(
+                f"--nproc trains bpr_mf data-parallel; {experiment} asks for model {config.model.name!r} "
+                "(run it without --nproc)"
+            )
+        if config.split.protocol != "random":
+            raise ValueError(f"--nproc supports the random split protocol, not {config.split.protocol!r}")
+        params = dict(config.model.params)
+        ignored = sorted(set(params) & _SINGLE_PROCESS_ONLY)
+        unknown = sorted(set(params) - _SINGLE_PROCESS_ONLY - set(FastBPRConfig.model_fields))
+        if unknown:
+            raise ValueError(
+                f"model params {unknown} are not BPR-MF settings of the data-parallel trainer; "
+                f"known: {sorted(FastBPRConfig.model_fields)}"
+            )
+        bpr = FastBPRConfig(seed=config.seed, **{k: v for k, v in params.items() if k not in ignored})
+        run = DistributedTrainConfig(
+            builtin=config.data.builtin,
+            data_dir=config.data.data_dir,
+            bundle=config.data.bundle,
+            domain=config.data.target,
+            split_ratios=config.split.ratios,
+            split_seed=config.seed,
+            bpr=bpr,
+            output=config.output_dir / f"{config.name}-nproc{nproc}",
+        )
+        if ignored and int(os.environ.get("RANK", "0")) == 0:
+            console.print(f"note: {ignored} apply to the single-process trainer only and are ignored here")
+        result = train_distributed(run, nproc)
+    except (ExperimentFileError, ValidationError, ValueError, FileNotFoundError, RuntimeError) as error:
+        console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(2) from error
+    if int(os.environ.get("RANK", "0")) != 0:
+        return
+    table = Table(title=f"{config.name}: BPR-MF on {result.world_size} rank(s) ({result.backend}), test")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for metric, value in result.metrics.items():
+        table.add_row(metric, f"{value:.4f}")
+    console.print(table)
+    console.print(f"model: {result.model_path}  results: {result.output / 'result.json'}", highlight=False)
 
 
 @app.command()
