@@ -9,6 +9,7 @@ without the training data.
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from typing import Self
 
 import numpy as np
@@ -82,9 +83,9 @@ class ItemSimilarityRecommender(Recommender):
         self.similarity_ = self._learn_similarity(learn_from, self.n_items_)
         return self
 
+    @abstractmethod
     def _learn_similarity(self, matrix: sp.csr_matrix, n_items: int) -> np.ndarray | sp.csr_matrix:
         """``(n_columns, n_items)`` similarity from all rows; the first ``n_items`` columns are items."""
-        raise NotImplementedError
 
     def score(self, users: np.ndarray) -> np.ndarray:
         self._check_fitted()
