@@ -48,9 +48,9 @@ def _run(experiment: Path, mode: str, strategy: str | None, search: bool) -> Non
 @app.command()
 def train(
     experiment: Path = typer.Argument(
-        ..., help="Experiment file (TOML); its [model] is trained target-only."
+        ..., help="Experiment file (TOML); its \\[model] is trained target-only."
     ),
-    search: bool = typer.Option(True, help="Run the [search] section (Optuna, validation only) if present."),
+    search: bool = typer.Option(True, help="Run the \\[search] section (Optuna, on validation) if present."),
     nproc: int | None = typer.Option(
         None,
         "--nproc",
@@ -131,9 +131,9 @@ def transfer(
     experiment: Path = typer.Argument(..., help="Experiment file (TOML)."),
     strategy: str | None = typer.Option(
         None,
-        help="Override [transfer].strategy: none, warm_start, finetune, joint, mapping, content or auto.",
+        help="Override \\[transfer].strategy: none, warm_start, finetune, joint, mapping, content or auto.",
     ),
-    search: bool = typer.Option(True, help="Run the [search] section (Optuna, validation only) if present."),
+    search: bool = typer.Option(True, help="Run the \\[search] section (Optuna, on validation) if present."),
 ) -> None:
     """Transfer from the source domain(s) with the negative-transfer guard, evaluate on test."""
     _run(experiment, "transfer", strategy, search)
