@@ -32,7 +32,6 @@ class StatefulEncoder(Protocol):
 
     def state_arrays(self) -> dict[str, np.ndarray]:
         """All fitted state as named numpy arrays."""
-        ...
 
 
 @dataclass(frozen=True)
