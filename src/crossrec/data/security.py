@@ -70,13 +70,7 @@ def check_credential_values(
     for column in columns:
         hashy = bool(_words(column) & _HASH_WORDS)
         pattern = f"({_PASSWORD_HASH})|({_HEX_DIGEST})" if hashy else _PASSWORD_HASH
-        found = con.execute(
-            f"SELECT count(*) FROM (SELECT CAST({qi(column)} AS VARCHAR) AS v FROM {qi(table)} LIMIT "
-            f"{sample}) "
-            "WHERE regexp_matches(v, $pattern)",
-            {"pattern": pattern},
-        ).fetchall()[0][0]  # type: ignore[index]
-        if found:
+        if _sample_matches(con, table, column, pattern, sample, trim=False):
             raise CredentialError(
                 f"{where}: column {column!r} holds values that look like password hashes; {_REFUSAL}"
             )
@@ -93,13 +87,7 @@ def check_no_emails(
 ) -> None:
     """Refuse columns bound for the bundle whose values look like email addresses (raw identifiers)."""
     for column in columns:
-        found = con.execute(
-            f"SELECT count(*) FROM (SELECT CAST({qi(column)} AS VARCHAR) AS v FROM {qi(table)} LIMIT "
-            f"{sample}) "
-            "WHERE regexp_matches(trim(v), $pattern)",
-            {"pattern": _EMAIL},
-        ).fetchall()[0][0]  # type: ignore[index]
-        if found:
+        if _sample_matches(con, table, column, _EMAIL, sample, trim=True):
             raise IngestError(
                 f"{where}: column {column!r} holds email addresses, which must never reach the bundle; {fix}"
             )
@@ -165,3 +153,15 @@ def load_link_key(config: LinkConfig, base_dir: Path) -> HmacKey:
             )
         key = value.encode("utf-8")
     return HmacKey(key)
+
+
+def _sample_matches(
+    con: duckdb.DuckDBPyConnection, table: str, column: str, pattern: str, sample: int, *, trim: bool
+) -> int:
+    """How many of the first ``sample`` values of ``column`` (as text) match the regex ``pattern``."""
+    value = "trim(v)" if trim else "v"
+    return con.execute(
+        f"SELECT count(*) FROM (SELECT CAST({qi(column)} AS VARCHAR) AS v FROM {qi(table)} "
+        f"LIMIT {sample}) WHERE regexp_matches({value}, $pattern)",
+        {"pattern": pattern},
+    ).fetchall()[0][0]  # type: ignore[index]
