@@ -154,9 +154,13 @@ def run_demo(config: DemoConfig) -> DemoResult:
     seconds["ease+joint"] = time.perf_counter() - t0
 
     # Negative-transfer guard: each transfer against its own target-only model, on validation.
-    guards = [_guard(models, split, baseline, candidate, config.seed) for baseline, candidate in FAMILIES]
+    on_valid = {
+        name: evaluate_model(models[name].score, split, part="valid", ks=(10,))
+        for family in FAMILIES
+        for name in family
+    }
+    guards = [_guard(on_valid, baseline, candidate, config.seed) for baseline, candidate in FAMILIES]
     kept = [g["chosen"] for g in guards]
-    on_valid = {name: evaluate_model(models[name].score, split, part="valid", ks=(10,)) for name in kept}
     chosen = max(kept, key=lambda name: on_valid[name].summary["ndcg@10"])
 
     categories = _first_genre_codes(target)
@@ -236,15 +240,12 @@ def run_demo(config: DemoConfig) -> DemoResult:
 
 
 def _guard(
-    models: dict[str, Recommender], split: Split, baseline: str, candidate: str, seed: int
+    on_valid: dict[str, ModelEvaluation], baseline: str, candidate: str, seed: int
 ) -> dict[str, float | str]:
     """Compare a transfer with its target-only model on validation; keep the transfer only if it
     is better there (the per-user paired difference and its bootstrap 95% CI are recorded)."""
-    on_valid = {
-        name: evaluate_model(models[name].score, split, part="valid", ks=(10,))
-        for name in (baseline, candidate)
-    }
-    row = compare_models(on_valid, baseline=baseline, metrics=["ndcg@10"], seed=seed).iloc[0]
+    pair = {name: on_valid[name] for name in (baseline, candidate)}
+    row = compare_models(pair, baseline=baseline, metrics=["ndcg@10"], seed=seed).iloc[0]
     return {
         "metric": "valid ndcg@10",
         "baseline": baseline,
