@@ -1,4 +1,5 @@
-"""Fixtures of the scale tests: a small synthetic dataset and its bundle (built once per session)."""
+"""Fixtures of the scale tests: a small synthetic dataset and its bundle (built once per session), and
+the built-in movielens-cdr data (skipped where it cannot be loaded)."""
 
 from __future__ import annotations
 
@@ -22,3 +23,13 @@ def synthetic(tmp_path_factory: pytest.TempPathFactory) -> SynthResult:
 @pytest.fixture(scope="session")
 def synthetic_bundle(synthetic: SynthResult, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return ingest(synthetic.sources, tmp_path_factory.mktemp("bundle") / "bundle").path
+
+
+@pytest.fixture(scope="session")
+def movielens_cdr() -> None:
+    from crossrec.data.builtin import load_movielens_cdr
+
+    try:
+        load_movielens_cdr()
+    except Exception as error:
+        pytest.skip(f"movielens-cdr cannot be loaded here: {error}")

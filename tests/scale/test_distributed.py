@@ -18,16 +18,6 @@ from crossrec.training.fast_bpr import FastBPRConfig
 MOVIELENS_BPR = FastBPRConfig(dim=64, epochs=12, batch_size=1024, learning_rate=0.05, seed=0)
 
 
-@pytest.fixture(scope="module")
-def movielens_cdr() -> None:
-    from crossrec.data.builtin import load_movielens_cdr
-
-    try:
-        load_movielens_cdr()
-    except Exception as error:
-        pytest.skip(f"movielens-cdr cannot be loaded here: {error}")
-
-
 def test_two_gloo_ranks_match_one_process_on_movielens_target(movielens_cdr, tmp_path) -> None:
     runs = {}
     for nproc in (1, 2):

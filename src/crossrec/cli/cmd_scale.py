@@ -105,10 +105,18 @@ def train_distributed_command(
     ),
     bundle: Path | None = typer.Option(None, help="Bundle folder from `crossrec ingest`."),
     domain: str | None = typer.Option(None, help="Domain of the bundle (default: its first target domain)."),
+    model: str | None = typer.Option(
+        None,
+        help="bpr_mf (default), lightgcn or two_tower; settings go to \\[bpr], \\[lightgcn], \\[two_tower].",
+    ),
     dim: int | None = typer.Option(None, help="Embedding size (default 64)."),
     epochs: int | None = typer.Option(None, help="Epochs (default 20; no early stopping)."),
-    batch_size: int | None = typer.Option(None, help="Interactions per global step (default 32768)."),
-    learning_rate: float | None = typer.Option(None, help="Row-wise AdaGrad step size (default 0.05)."),
+    batch_size: int | None = typer.Option(
+        None, help="Interactions per global step (default 32768 for bpr_mf, 4096 otherwise)."
+    ),
+    learning_rate: float | None = typer.Option(
+        None, help="Step size: row-wise AdaGrad for bpr_mf (default 0.05), Adam otherwise."
+    ),
     eval_users: int | None = typer.Option(None, help="Evaluate a seeded sample of this many test users."),
     output: Path | None = typer.Option(None, "--output", "-o", help="Run folder (default runs/distributed)."),
     backend: str | None = typer.Option(None, help="auto, gloo or nccl."),
@@ -117,13 +125,19 @@ def train_distributed_command(
     ),
     rank_config: Path | None = typer.Option(None, hidden=True, help="Resolved config (set by the launcher)."),
 ) -> None:
-    """Train BPR-MF data-parallel on NPROC ranks (gloo on CPU, NCCL on GPUs) and evaluate it on test.
+    """Train BPR-MF, LightGCN or the two-tower model data-parallel on NPROC ranks (gloo on CPU, NCCL on
+    GPUs) and evaluate it on test.
 
     Also runs under torchrun directly, e.g. on each of several machines:
     torchrun --nnodes 2 --node-rank R --nproc-per-node 4 --rdzv-backend c10d --rdzv-endpoint HOST:29400
     -m crossrec train-distributed --bundle BUNDLE -o RUN
     """
-    from crossrec.training.distributed import DistributedTrainConfig, run_rank, train_distributed
+    from crossrec.training.distributed import (
+        DATA_PARALLEL_MODELS,
+        DistributedTrainConfig,
+        run_rank,
+        train_distributed,
+    )
 
     try:
         if rank_config is not None:
@@ -133,24 +147,32 @@ def train_distributed_command(
         values: dict[str, Any] = {}
         if config_file is not None:
             values = tomllib.loads(config_file.read_text())
-        bpr = dict(values.pop("bpr", {}))
-        for key, value in (("dim", dim), ("epochs", epochs), ("batch_size", batch_size)):
-            if value is not None:
-                bpr[key] = value
-        if learning_rate is not None:
-            bpr["learning_rate"] = learning_rate
+        if model is not None:
+            values["model"] = model
+        chosen = values.get("model", "bpr_mf")
+        if chosen not in DATA_PARALLEL_MODELS:
+            raise ValueError(
+                f"model {chosen!r} cannot be trained data-parallel; "
+                f"choose one of {', '.join(DATA_PARALLEL_MODELS)}"
+            )
+        section = DATA_PARALLEL_MODELS[chosen]
+        settings = dict(values.pop(section, {}))
+        options = {"dim": dim, "epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate}
+        settings.update({key: value for key, value in options.items() if value is not None})
         overrides = {
             "builtin": builtin, "bundle": bundle, "domain": domain, "eval_users": eval_users,
             "output": output, "backend": backend,
         }  # fmt: skip
         values.update({key: value for key, value in overrides.items() if value is not None})
-        config = DistributedTrainConfig(**values, bpr=bpr)
+        config = DistributedTrainConfig(**values, **{section: settings})
         result = train_distributed(config, nproc)
     except (ValidationError, ValueError, FileNotFoundError, RuntimeError, tomllib.TOMLDecodeError) as error:
         raise _fail(str(error)) from None
     if int(os.environ.get("RANK", "0")) != 0:
         return
-    table = Table(title=f"BPR-MF on {result.world_size} rank(s) ({result.backend}): test, full ranking")
+    table = Table(
+        title=f"{result.model} on {result.world_size} rank(s) ({result.backend}): test, full ranking"
+    )
     table.add_column("metric")
     table.add_column("value", justify="right")
     for metric, value in result.metrics.items():

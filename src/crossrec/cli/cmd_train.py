@@ -54,13 +54,15 @@ def train(
     nproc: int | None = typer.Option(
         None,
         "--nproc",
-        help="Train data-parallel on this many ranks (BPR-MF; torchrun, gloo on CPU, NCCL on GPU).",
+        help="Train data-parallel on this many ranks (bpr_mf, lightgcn, two_tower; torchrun, gloo on CPU, "
+        "NCCL on GPU).",
     ),
 ) -> None:
     """Train the experiment's model on the target domain alone and evaluate it on test.
 
-    With ``--nproc N`` (or when started by ``torchrun ... -m crossrec train``) a ``bpr_mf`` experiment
-    is trained data-parallel by :func:`crossrec.training.distributed.train_distributed`.
+    With ``--nproc N`` (or when started by ``torchrun ... -m crossrec train``) a ``bpr_mf``, ``lightgcn``
+    or ``two_tower`` experiment is trained data-parallel by
+    :func:`crossrec.training.distributed.train_distributed` (fixed epochs, no early stopping).
     """
     if nproc is not None or int(os.environ.get("WORLD_SIZE", "1")) > 1:
         _run_distributed(experiment, nproc or 1)
@@ -68,8 +70,15 @@ def train(
     _run(experiment, "train", None, search)
 
 
-#: BPR-MF settings of the single-process trainer that the data-parallel step does not use.
-_SINGLE_PROCESS_ONLY = {"loss", "n_negatives", "patience", "progress", "num_threads"}
+#: Settings of the single-process trainer that no data-parallel trainer uses (fixed epochs, no bar).
+_SINGLE_PROCESS_ONLY = {"patience", "progress", "num_threads"}
+#: ... and those the lean BPR-MF step does not use either (it is BPR with one negative).
+_SINGLE_PROCESS_ONLY_BPR = _SINGLE_PROCESS_ONLY | {"loss", "n_negatives"}
+
+_SUPPORTED = (
+    "--nproc trains bpr_mf, lightgcn and two_tower data-parallel (two_tower: an ID user tower and item "
+    "IDs plus the item attribute columns in item_modalities; no user attributes)"
+)
 
 
 def _run_distributed(experiment: Path, nproc: int) -> None:
@@ -77,28 +86,40 @@ def _run_distributed(experiment: Path, nproc: int) -> None:
     from pydantic import ValidationError
 
     from crossrec.experiment.config import ExperimentFileError, load_experiment
-    from crossrec.training.distributed import DistributedTrainConfig, train_distributed
+    from crossrec.training.distributed import (
+        DATA_PARALLEL_MODELS,
+        DistributedTrainConfig,
+        LightGCNTrainConfig,
+        TwoTowerTrainConfig,
+        train_distributed,
+    )
     from crossrec.training.fast_bpr import FastBPRConfig
 
+    settings_classes = {
+        "bpr_mf": FastBPRConfig,
+        "lightgcn": LightGCNTrainConfig,
+        "two_tower": TwoTowerTrainConfig,
+    }
     console = Console()
     try:
         config = load_experiment(experiment)
-        if config.model.name != "bpr_mf":
-            raise ValueError(
-                f"--nproc trains bpr_mf data-parallel; {experiment} asks for model {config.model.name!r} "
-                "(run it without --nproc)"
-            )
+        name = config.model.name
+        if name not in DATA_PARALLEL_MODELS:
+            raise ValueError(f"{_SUPPORTED}; {experiment} asks for model {name!r} (run it without --nproc)")
         if config.split.protocol != "random":
             raise ValueError(f"--nproc supports the random split protocol, not {config.split.protocol!r}")
+        settings_class = settings_classes[name]
+        single_only = _SINGLE_PROCESS_ONLY_BPR if name == "bpr_mf" else _SINGLE_PROCESS_ONLY
         params = dict(config.model.params)
-        ignored = sorted(set(params) & _SINGLE_PROCESS_ONLY)
-        unknown = sorted(set(params) - _SINGLE_PROCESS_ONLY - set(FastBPRConfig.model_fields))
+        ignored = sorted(set(params) & single_only)
+        known = set(settings_class.model_fields)
+        unknown = sorted(set(params) - single_only - known)
         if unknown:
             raise ValueError(
-                f"model params {unknown} are not BPR-MF settings of the data-parallel trainer; "
-                f"known: {sorted(FastBPRConfig.model_fields)}"
+                f"model params {unknown} are not {name} settings of the data-parallel trainer; "
+                f"known: {sorted(known)}"
             )
-        bpr = FastBPRConfig(seed=config.seed, **{k: v for k, v in params.items() if k not in ignored})
+        settings = settings_class(seed=config.seed, **{k: v for k, v in params.items() if k not in ignored})
         run = DistributedTrainConfig(
             builtin=config.data.builtin,
             data_dir=config.data.data_dir,
@@ -106,8 +127,9 @@ def _run_distributed(experiment: Path, nproc: int) -> None:
             domain=config.data.target,
             split_ratios=config.split.ratios,
             split_seed=config.seed,
-            bpr=bpr,
+            model=name,
             output=config.output_dir / f"{config.name}-nproc{nproc}",
+            **{DATA_PARALLEL_MODELS[name]: settings},
         )
         if ignored and int(os.environ.get("RANK", "0")) == 0:
             console.print(f"note: {ignored} apply to the single-process trainer only and are ignored here")
@@ -117,7 +139,7 @@ def _run_distributed(experiment: Path, nproc: int) -> None:
         raise typer.Exit(2) from error
     if int(os.environ.get("RANK", "0")) != 0:
         return
-    table = Table(title=f"{config.name}: BPR-MF on {result.world_size} rank(s) ({result.backend}), test")
+    table = Table(title=f"{config.name}: {name} on {result.world_size} rank(s) ({result.backend}), test")
     table.add_column("metric")
     table.add_column("value", justify="right")
     for metric, value in result.metrics.items():

@@ -120,7 +120,7 @@ class InteractionArrays:
         indptr = np.zeros(self.n_users + 1, dtype=np.int64)
         np.cumsum(counts, out=indptr[1:])
         if users is None:
-            indices = np.asarray(self.item, dtype=np.int32)
+            indices = np.array(self.item, dtype=np.int32)  # a writable copy of the read-only map
             matrix = sp.csr_matrix(
                 (np.ones(len(indices), np.float32), indices, indptr), shape=(self.n_users, self.n_items)
             )

@@ -187,7 +187,7 @@ class Tower(nn.Module):
                 if ids is None or id_known is None:
                     n = len(next(iter(present.values())))
                     embedded = self.missing[position].expand(n, -1)
-                    mask = torch.zeros(n, dtype=torch.bool)
+                    mask = torch.zeros(n, dtype=torch.bool, device=embedded.device)
                 else:
                     embedded = self.id_embedding(ids)
                     mask = id_known.clone()
@@ -199,7 +199,7 @@ class Tower(nn.Module):
             if name in masked:
                 mask = torch.zeros_like(mask)
             if self.training and rate > 0:
-                mask &= torch.rand(len(mask)) >= rate
+                mask &= torch.rand(len(mask), device=mask.device) >= rate
             columns.append(embedded)
             keep.append(mask)
         stack = torch.stack(columns, dim=1)

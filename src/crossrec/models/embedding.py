@@ -106,9 +106,7 @@ class EmbeddingRecommender(Recommender):
             Checkpoint folder, and whether to continue from the checkpoint found there.
         """
         train = sp.csr_matrix(train)
-        self.n_users_, self.n_items_ = train.shape
-        torch.manual_seed(self.seed)
-        module = self._build_module(train)
+        module = self._new_module(train)
         groups = None
         if init is not None:
             groups = _apply_init(module, init, self.learning_rate)
@@ -127,6 +125,26 @@ class EmbeddingRecommender(Recommender):
             checkpoint_dir=checkpoint_dir,
             resume=resume,
         )
+        self._module = module
+        self._cache_vectors()
+        return self
+
+    def _new_module(self, train: sp.csr_matrix) -> nn.Module:
+        self.n_users_, self.n_items_ = train.shape
+        torch.manual_seed(self.seed)
+        return self._build_module(train)
+
+    def build_module(self, train: sp.csr_matrix) -> nn.Module:
+        """The seeded, freshly initialised torch module that :meth:`fit` would train on ``train``.
+
+        For trainers outside :meth:`fit` (e.g. :mod:`crossrec.training.distributed`): train the module,
+        then hand it back with :meth:`adopt_module`.
+        """
+        return self._new_module(sp.csr_matrix(train))
+
+    def adopt_module(self, module: nn.Module) -> Self:
+        """Score with ``module`` (from :meth:`build_module`, trained elsewhere); returns ``self``."""
+        module.eval()
         self._module = module
         self._cache_vectors()
         return self

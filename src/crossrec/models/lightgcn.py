@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal, Self
 
 import numpy as np
 import scipy.sparse as sp
@@ -47,6 +47,10 @@ class _LightGCNModule(nn.Module):
         self.item_embedding = nn.Embedding(n_items, dim)
         nn.init.normal_(self.user_embedding.weight, std=std)
         nn.init.normal_(self.item_embedding.weight, std=std)
+
+    def _apply(self, fn: Any, recurse: bool = True) -> Self:
+        self.adjacency = fn(self.adjacency)  # a plain tensor, not a buffer: move it with ``.to(device)``
+        return super()._apply(fn, recurse)
 
     def embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
         layer = torch.cat([self.user_embedding.weight, self.item_embedding.weight])

@@ -75,6 +75,16 @@ class _TwoTowerModule(nn.Module):
         self._users = users
         self._items = items
 
+    def _apply(self, fn: Any, recurse: bool = True) -> Self:
+        # the encoded inputs are plain tensors, not buffers: move them with the module (``.to(device)``)
+        for inputs in (self._users, self._items):
+            for key, value in inputs.items():
+                if isinstance(value, torch.Tensor):
+                    inputs[key] = fn(value)
+                elif isinstance(value, dict):
+                    inputs[key] = {name: fn(tensor) for name, tensor in value.items()}
+        return super()._apply(fn, recurse)
+
     def embeddings(self, masked: Collection[str] = ()) -> tuple[torch.Tensor, torch.Tensor]:
         user_masked = {m.split(":", 1)[1] for m in masked if m.startswith("user:")}
         item_masked = {m.split(":", 1)[1] for m in masked if m.startswith("item:")}
@@ -204,6 +214,18 @@ class TwoTower(EmbeddingRecommender):
         """
         self._features = {"item": item_features, "user": user_features}
         return super().fit(train, valid, init=init, description=description)
+
+    def build_module(
+        self,
+        train: sp.csr_matrix,
+        *,
+        item_features: FeatureTable | None = None,
+        user_features: FeatureTable | None = None,
+    ) -> nn.Module:
+        """The seeded module :meth:`fit` would train (encoders fitted on ``train``'s entities); see
+        :meth:`EmbeddingRecommender.build_module`."""
+        self._features = {"item": item_features, "user": user_features}
+        return super().build_module(train)
 
     def _encoder_options(self) -> EncoderOptions:
         return EncoderOptions(

@@ -9,11 +9,12 @@ that, not the arithmetic, is the cost. Here one step of ``B`` interactions
    FBGEMM/TorchRec use for large embedding tables) or plain SGD, through ``index_add_`` (repeated rows
    in a batch add up, deterministically on CPU).
 
-Negatives are uniform items, drawn per global step from a generator seeded by ``(seed, epoch, step)``;
-those that are a positive of the user (checked in a table of the training pairs, see
-:class:`PositiveFilter`) are redrawn. Because the permutation, the negatives and the update depend only
-on the global step, a data-parallel run that splits each global batch over ranks and combines the
-gradients (:mod:`crossrec.training.distributed`) makes the same updates as one process.
+The epoch walks :func:`crossrec.training.batches.global_batches`: negatives are uniform items, drawn
+per global step from a generator seeded by ``(seed, epoch, step)``; those that are a positive of the
+user (checked in a table of the training pairs, see :class:`PositiveFilter`) are redrawn. Because the
+permutation, the negatives and the update depend only on the global step, a data-parallel run that
+splits each global batch over ranks and combines the gradients (:mod:`crossrec.training.distributed`)
+makes the same updates as one process.
 """
 
 from __future__ import annotations
@@ -23,11 +24,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
-import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from crossrec.data.arrays import InteractionArrays
+from crossrec.training.batches import PositiveFilter, epoch_permutation, global_batches
 
 __all__ = [
     "BPRTables",
@@ -41,8 +42,6 @@ __all__ = [
     "epoch_permutation",
     "run_epoch",
 ]
-
-_MIX = -7046029254386353131  # 0x9E3779B97F4A7C15 as a signed int64 (Fibonacci hashing)
 
 
 class FastBPRConfig(BaseModel):
@@ -111,44 +110,6 @@ class BatchTerms:
 
 #: Combines the batch terms of all ranks into those of the global batch (identity on one process).
 GradientSync = Callable[[BatchTerms], BatchTerms]
-
-
-class PositiveFilter:
-    """Membership test for (user, item) training pairs, vectorised over a batch.
-
-    When users x items fits ``max_slots`` (2^28 by default), one boolean per (user, item) cell gives an
-    exact answer; otherwise a hashed table with about 8 slots per pair (Fibonacci hashing) is used,
-    where a false "positive" (about 12% of other pairs) only costs a redraw of that negative.
-    """
-
-    def __init__(
-        self, arrays: InteractionArrays, max_slots: int = 1 << 28, device: torch.device | str = "cpu"
-    ) -> None:
-        self.n_items = arrays.n_items
-        cells = arrays.n_users * arrays.n_items
-        self.exact = cells <= max_slots
-        if self.exact:
-            slots, self.bits = cells, 0
-        else:
-            self.bits = min(int(np.log2(max_slots)), max(10, int(np.ceil(np.log2(8 * max(len(arrays), 1))))))
-            slots = 1 << self.bits
-        self.table = torch.zeros(slots, dtype=torch.bool, device=device)
-        for _, users, items in arrays.chunks():
-            keys = self._slot(
-                torch.from_numpy(users.astype(np.int64)).to(device),
-                torch.from_numpy(items.astype(np.int64)).to(device),
-            )
-            self.table[keys] = True
-
-    def _slot(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        keys = users * self.n_items + items
-        if self.exact:
-            return keys
-        return ((keys * _MIX) >> (64 - self.bits)) & ((1 << self.bits) - 1)
-
-    def contains(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        """Boolean tensor: is ``(users[k], items[k])`` (probably) a training pair."""
-        return self.table[self._slot(users, items)]
 
 
 def _row_dot(left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
@@ -226,19 +187,6 @@ def _adagrad_scale(state: torch.Tensor, index: torch.Tensor, lr: float) -> torch
     return state.index_select(0, index).add_(1e-8).rsqrt_().mul_(-lr)
 
 
-def _step_seed(seed: int, epoch: int, step: int) -> int:
-    return int(np.random.SeedSequence([seed, epoch, step]).generate_state(1, np.uint64)[0] >> 1)
-
-
-def epoch_permutation(n: int, seed: int, epoch: int) -> np.ndarray:
-    """The seeded order of the interactions in ``epoch`` (the same on every rank)."""
-    return (
-        np.random.default_rng([seed, epoch, 1 << 30])
-        .permutation(n)
-        .astype(np.int64 if n >= 2**31 else np.int32)
-    )
-
-
 @dataclass
 class EpochStats:
     """Loss and timing of one epoch on this rank."""
@@ -293,30 +241,15 @@ def run_epoch(
     if world_size > 1 and sync is None:
         raise ValueError("world_size > 1 needs a gradient sync (see crossrec.training.distributed)")
     started, cpu_started = time.perf_counter(), time.process_time()
-    n = len(arrays)
-    order = epoch_permutation(n, config.seed, epoch)
     stats = EpochStats()
-    user_column, item_column = arrays.user, arrays.item
-    for step, start in enumerate(range(0, n, config.batch_size)):
-        size = min(config.batch_size, n - start)
-        share = -(-size // world_size)
-        low, high = min(size, rank * share), min(size, (rank + 1) * share)
-        rows = order[start + low : start + high]
-        users = torch.from_numpy(user_column[rows].astype(np.int64)).to(device)
-        positives = torch.from_numpy(item_column[rows].astype(np.int64)).to(device)
-        generator = torch.Generator().manual_seed(_step_seed(config.seed, epoch, step))
-        negatives = torch.randint(arrays.n_items, (size,), generator=generator)[low:high].to(device)
-        if negative_filter is not None and arrays.n_items > 1:
-            clash = negative_filter.contains(users, negatives).nonzero().view(-1)
-            for _ in range(3):  # redraws come from the step's generator: the same on every rank
-                redraw = torch.randint(arrays.n_items, (size,), generator=generator)[low:high].to(device)
-                if len(clash) == 0:
-                    continue
-                negatives[clash] = redraw[clash]
-                clash = clash[negative_filter.contains(users[clash], negatives[clash])]
-        terms = bpr_terms(tables, users, positives, negatives)
+    batches = global_batches(
+        arrays, config.batch_size, config.seed, epoch, rank=rank, world_size=world_size,
+        negative_filter=negative_filter, device=device,
+    )  # fmt: skip
+    for batch in batches:
+        terms = bpr_terms(tables, batch.users, batch.positives, batch.negatives)
         stats.loss += terms.loss
-        stats.interactions += len(rows)
+        stats.interactions += len(batch.users)
         if sync is not None:
             terms = sync(terms)
         apply_bpr_update(tables, terms, config)

@@ -21,7 +21,14 @@ from crossrec.evaluation.ranking import evaluate_ranking
 from crossrec.training.checkpoint import load_checkpoint, save_checkpoint
 from crossrec.training.sampling import NegativeSampler
 
-__all__ = ["EmbeddingModule", "TrainerConfig", "TrainingHistory", "Validation", "train_embedding_model"]
+__all__ = [
+    "EmbeddingModule",
+    "TrainerConfig",
+    "TrainingHistory",
+    "Validation",
+    "interaction_losses",
+    "train_embedding_model",
+]
 
 #: Custom validation: ``(user_table, item_table) -> score`` (higher is better).
 Validation = Callable[[torch.Tensor, torch.Tensor], float]
@@ -251,20 +258,52 @@ def _batch_loss(
     weights: torch.Tensor | None = None,
 ) -> torch.Tensor:
     user_table, item_table = module.embeddings()
+    per_row, penalty = interaction_losses(user_table, item_table, users, positives, negatives, config.loss)
+    loss = per_row.mean() if weights is None else (per_row * weights).sum() / weights.sum().clamp_min(1e-12)
+    if config.l2:
+        loss = loss + config.l2 * penalty / len(users)
+    return loss
+
+
+def interaction_losses(
+    user_table: torch.Tensor,
+    item_table: torch.Tensor,
+    users: torch.Tensor,
+    positives: torch.Tensor,
+    negatives: torch.Tensor,
+    loss: Literal["bpr", "softmax"],
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The loss of each interaction and the squared norm of the rows it used.
+
+    Parameters
+    ----------
+    user_table, item_table
+        Final embeddings (after towers or propagation).
+    users, positives
+        ``(B,)`` interactions.
+    negatives
+        ``(B, n_negatives)`` sampled items.
+    loss
+        ``"bpr"`` (mean over the negatives of ``-log sigmoid(s+ - s-)``) or ``"softmax"`` (cross-entropy
+        of the positive among itself and the negatives).
+
+    Returns
+    -------
+    (torch.Tensor, torch.Tensor)
+        ``(B,)`` losses and the scalar sum of squared user, positive and negative rows (the L2 penalty
+        before its weight).
+    """
     user_vectors = user_table[users]
     positive_vectors = item_table[positives]
     negative_vectors = item_table[negatives]  # (batch, n_negatives, dim)
     positive_scores = (user_vectors * positive_vectors).sum(-1)
     negative_scores = torch.einsum("bd,bnd->bn", user_vectors, negative_vectors)
-    if config.loss == "bpr":
+    if loss == "bpr":
         per_row = -torch.nn.functional.logsigmoid(positive_scores[:, None] - negative_scores).mean(dim=1)
     else:
         logits = torch.cat([positive_scores[:, None], negative_scores], dim=1)
         per_row = torch.nn.functional.cross_entropy(
-            logits, torch.zeros(len(users), dtype=torch.long), reduction="none"
+            logits, torch.zeros(len(users), dtype=torch.long, device=logits.device), reduction="none"
         )
-    loss = per_row.mean() if weights is None else (per_row * weights).sum() / weights.sum().clamp_min(1e-12)
-    if config.l2:
-        penalty = user_vectors.pow(2).sum() + positive_vectors.pow(2).sum() + negative_vectors.pow(2).sum()
-        loss = loss + config.l2 * penalty / len(users)
-    return loss
+    penalty = user_vectors.pow(2).sum() + positive_vectors.pow(2).sum() + negative_vectors.pow(2).sum()
+    return per_row, penalty

@@ -1,0 +1,190 @@
+"""Data-parallel training of autograd models (LightGCN, two-tower) with ``DistributedDataParallel``.
+
+Every rank holds a replica of the model's torch module (the one
+:meth:`~crossrec.models.embedding.EmbeddingRecommender.build_module` builds, the same module the
+single-process trainer fits) and an Adam optimizer. A global step is:
+
+1. this rank's part of the global batch and its negatives (:func:`crossrec.training.batches.global_batches`);
+2. the module's final embeddings (``module.embeddings()``: graph propagation or towers over the whole
+   domain, exactly as in :func:`crossrec.training.train_embedding_model`), with the global torch RNG
+   seeded by ``(seed, epoch, step)`` so that training-time dropout draws the same masks on every rank;
+3. the loss of this rank's interactions, **summed and divided by the global batch size**, times the
+   world size: ``DistributedDataParallel`` averages the gradients over ranks, so every replica receives
+   the gradient of the mean loss over the global batch, the one-process gradient up to the order of
+   floating-point additions (per-rank means would weight a short last part wrongly);
+4. the same Adam step on every replica.
+
+``DistributedDataParallel`` all-reduces the dense gradients in buckets while the backward pass runs
+(gloo on CPU, NCCL on GPUs); why a dense all-reduce is the right exchange is model-specific, see
+:mod:`crossrec.training.distributed.lightgcn` and :mod:`crossrec.training.distributed.two_tower`.
+A rank whose part of the last global batch is empty still runs the step (its loss is an empty sum with
+zero gradients), so every rank makes the same collective calls.
+
+The same seed and world size give identical weights on CPU (gloo all-reduce and CPU kernels are
+deterministic); on GPUs some sparse kernels use atomics, so runs agree only up to rounding.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from crossrec.data.arrays import InteractionArrays
+from crossrec.models.base import Recommender
+from crossrec.models.embedding import EmbeddingRecommender
+from crossrec.training.batches import PositiveFilter, global_batches, step_seed
+from crossrec.training.distributed._context import RankContext
+from crossrec.training.fast_bpr import EpochStats
+from crossrec.training.trainer import interaction_losses
+
+__all__ = ["AutogradTrainer", "GradientTrainConfig"]
+
+_DROPOUT_STREAM = 1  # step_seed stream of the global torch RNG (negatives use stream 0)
+
+
+class GradientTrainConfig(BaseModel):
+    """Optimisation settings shared by the autograd data-parallel models (Adam, fixed epochs)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    dim: int = Field(64, ge=1, description="Embedding size.")
+    epochs: int = Field(20, ge=1, description="Passes over the training interactions (no early stopping).")
+    batch_size: int = Field(4096, ge=1, description="Interactions per global step (split over ranks).")
+    learning_rate: float = Field(1e-3, gt=0, description="Adam learning rate.")
+    l2: float = Field(0.0, ge=0, description="L2 penalty on the rows used in a step (per interaction).")
+    loss: Literal["bpr", "softmax"] = Field("bpr", description="Pairwise BPR or sampled softmax.")
+    n_negatives: int = Field(1, ge=1, description="Uniform negatives per positive.")
+    init_std: float = Field(0.1, gt=0, description="Standard deviation of the initial embeddings.")
+    reject_positives: bool = Field(True, description="Redraw negatives that are training positives.")
+    seed: int = Field(0, description="Seed of initialisation, permutations, negatives and dropout.")
+
+    def model_params(self) -> dict[str, object]:
+        """Constructor arguments of the recommender (what the saved ``model.json`` records)."""
+        return self.model_dump(exclude={"reject_positives"}) | {"progress": False}
+
+
+class _GlobalBatchLoss(nn.Module):
+    """``forward``: this rank's share of the global-batch loss (what DDP wraps)."""
+
+    def __init__(self, module: nn.Module, loss: Literal["bpr", "softmax"], l2: float) -> None:
+        super().__init__()
+        self.module = module
+        self.loss = loss
+        self.l2 = l2
+
+    def forward(
+        self, users: torch.Tensor, positives: torch.Tensor, negatives: torch.Tensor, scale: float
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        user_table, item_table = self.module.embeddings()
+        per_row, penalty = interaction_losses(user_table, item_table, users, positives, negatives, self.loss)
+        data_loss = per_row.sum()
+        total = data_loss + self.l2 * penalty if self.l2 else data_loss
+        return total * scale, data_loss.detach()
+
+
+class AutogradTrainer:
+    """A replica of an embedding model's torch module, trained with Adam on the global batches.
+
+    Parameters
+    ----------
+    model
+        The (unfitted) recommender; it receives the trained module at the end (:meth:`fitted_model`).
+    module
+        ``model.build_module(train)``: seeded, so every rank builds the same initial weights (rank 0's
+        are broadcast anyway).
+    settings
+        Optimisation settings.
+    train
+        Training interactions.
+    context
+        This rank.
+    """
+
+    def __init__(
+        self,
+        model: EmbeddingRecommender,
+        module: nn.Module,
+        settings: GradientTrainConfig,
+        train: InteractionArrays,
+        context: RankContext,
+    ) -> None:
+        self.model = model
+        self.settings = settings
+        self.epochs = settings.epochs
+        self.train = train
+        self.context = context
+        self.module = module.to(context.device)
+        self.optimizer = torch.optim.Adam(
+            [p for p in self.module.parameters() if p.requires_grad], lr=settings.learning_rate
+        )
+        self.negative_filter = (
+            PositiveFilter(train, device=context.device) if settings.reject_positives else None
+        )
+        self._loss = _GlobalBatchLoss(self.module, settings.loss, settings.l2)
+        self._step: nn.Module = self._loss
+
+    def restore(self, folder: Path) -> None:
+        from safetensors.torch import load_file
+
+        self.module.load_state_dict(
+            load_file(str(folder / "module.safetensors"), device=str(self.context.device))
+        )
+        state = torch.load(folder / "optimizer.pt", map_location=self.context.device, weights_only=True)
+        self.optimizer.load_state_dict(state)
+
+    def synchronise(self) -> None:
+        if self.context.distributed:  # DDP broadcasts rank 0's weights, then all-reduces every gradient
+            device_ids = [self.context.device] if self.context.device.type == "cuda" else None
+            self._step = DistributedDataParallel(self._loss, device_ids=device_ids)
+
+    def train_epoch(self, epoch: int) -> EpochStats:
+        started, cpu_started = time.perf_counter(), time.process_time()
+        settings, context = self.settings, self.context
+        stats = EpochStats()
+        self.module.train()
+        batches = global_batches(
+            self.train, settings.batch_size, settings.seed, epoch, rank=context.rank,
+            world_size=context.world_size, n_negatives=settings.n_negatives,
+            negative_filter=self.negative_filter, device=context.device,
+        )  # fmt: skip
+        for batch in batches:
+            torch.manual_seed(step_seed(settings.seed, epoch, batch.step, _DROPOUT_STREAM))
+            negatives = batch.negatives.view(len(batch.users), settings.n_negatives)
+            scale = context.world_size / batch.size
+            loss, data_loss = self._step(batch.users, batch.positives, negatives, scale)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            stats.loss += float(data_loss)
+            stats.interactions += len(batch.users)
+        stats.seconds = time.perf_counter() - started
+        stats.cpu_seconds = time.process_time() - cpu_started
+        return stats
+
+    def vectors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        self.module.eval()
+        with torch.no_grad():
+            users, items = self.module.embeddings()
+        self.module.train()
+        return users.detach(), items.detach()
+
+    def save(self, folder: Path) -> None:
+        from safetensors.torch import save_file
+
+        folder.mkdir(parents=True, exist_ok=True)
+        # clones: tied parameters (e.g. a tower's ID table under two names) cannot share storage in a file
+        weights = {k: v.detach().cpu().contiguous().clone() for k, v in self.module.state_dict().items()}
+        save_file(weights, str(folder / ".module.safetensors.tmp"))
+        os.replace(folder / ".module.safetensors.tmp", folder / "module.safetensors")
+        torch.save(self.optimizer.state_dict(), folder / ".optimizer.pt.tmp")
+        os.replace(folder / ".optimizer.pt.tmp", folder / "optimizer.pt")
+
+    def fitted_model(self) -> Recommender:
+        return self.model.adopt_module(self.module.to("cpu"))
