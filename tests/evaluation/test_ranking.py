@@ -8,7 +8,6 @@ import scipy.sparse as sp
 import torch
 
 from crossrec.evaluation import evaluate_ranking, hit_matrix, top_k
-from crossrec.evaluation.ranking import _top_k_tensor
 
 
 def test_top_k_skips_excluded_items_and_pads_short_rows() -> None:
@@ -16,17 +15,6 @@ def test_top_k_skips_excluded_items_and_pads_short_rows() -> None:
     exclude = sp.csr_matrix(np.array([[0, 0, 0, 1], [1, 1, 1, 0]]))
     assert top_k(scores, 3, exclude).tolist() == [[1, 2, 0], [3, -1, -1]]
     assert scores[0, 3] == 0.9  # input untouched
-
-
-@pytest.mark.parametrize("n_items", [50, 4_000, 4_001, 20_007])
-def test_two_stage_top_k_equals_plain_topk(n_items: int) -> None:
-    generator = torch.Generator().manual_seed(n_items)
-    scores = torch.randn(64, n_items, generator=generator)
-    scores[:, ::5] = -torch.inf
-    values, items = _top_k_tensor(scores.clone(), 50)
-    expected_values, expected_items = torch.topk(scores, min(50, n_items), dim=1)
-    assert torch.equal(values, expected_values)
-    assert torch.equal(items, expected_items)
 
 
 def test_training_and_validation_items_are_never_recommended() -> None:

@@ -65,7 +65,7 @@ def two_tower(
         raise typer.Exit(2) from error
     model.save(out / "model")
     split.save(out / "split")
-    summary = evaluate_model(model.score, split, ks=(10,)).summary
+    summary = evaluate_model(model.scorer(), split, ks=(10,)).summary
     console.print(f"test NDCG@10 {summary['ndcg@10']:.4f}  Recall@10 {summary['recall@10']:.4f}")
     console.print(f"model: {out / 'model'}  split: {out / 'split'}")
 

@@ -4,7 +4,7 @@ beyond-accuracy metrics, slices, paired significance tests, and self-contained r
 Typical use::
 
     split = random_split(domain.interactions, domain.n_users, domain.n_items, seed=2022)
-    evaluation = evaluate_model(model.score, split, ks=(10, 20), user_groups={"linked": linked})
+    evaluation = evaluate_model(model.scorer(), split, ks=(10, 20), user_groups={"linked": linked})
     write_run("runs/mf", {"mf": evaluation}, split=split, config=config)
 """
 
@@ -36,6 +36,7 @@ from crossrec.evaluation.metrics import (
 from crossrec.evaluation.ranking import (
     DEFAULT_KS,
     DEFAULT_METRICS,
+    FactorScorer,
     RankingResult,
     Scorer,
     evaluate_ranking,
@@ -58,6 +59,7 @@ from crossrec.evaluation.splits import (
 
 __all__ = [
     "ACCURACY_METRICS",
+    "FactorScorer",
     "DEFAULT_ACTIVITY_EDGES",
     "DEFAULT_KS",
     "DEFAULT_METRICS",

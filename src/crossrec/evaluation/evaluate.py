@@ -114,7 +114,8 @@ def evaluate_model(
     Parameters
     ----------
     scorer
-        User indices -> dense ``(n, n_items)`` scores.
+        User indices -> dense ``(n, n_items)`` scores; pass ``model.scorer()`` so that embedding
+        models are ranked by the faster exact :class:`~crossrec.evaluation.topk.FactorScorer` path.
     split
         The split; its training part gives item popularity and user activity.
     part

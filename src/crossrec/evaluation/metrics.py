@@ -30,39 +30,71 @@ import numpy as np
 __all__ = ["ACCURACY_METRICS", "RATING_METRICS", "accuracy_metrics", "parse_metric_names", "rating_errors"]
 
 
-def _recall(hits: np.ndarray, n_relevant: np.ndarray, k: int) -> np.ndarray:
-    return hits[:, :k].sum(axis=1) / n_relevant
+class _Prefix:
+    """Running sums over rank positions for every user, read at each cut-off ``k``.
+
+    One pass over positions (vectorised over users) keeps the hit count, DCG, the sum of
+    ``hit * precision@rank`` (for MAP) and the first hit's position, and snapshots them at each ``k``.
+    """
+
+    def __init__(self, hits: np.ndarray, ks: Sequence[int]) -> None:
+        by_position = np.ascontiguousarray(np.asarray(hits, dtype=bool).T)
+        n_positions, n_users = by_position.shape
+        count = np.zeros(n_users, dtype=np.int32)
+        dcg = np.zeros(n_users)
+        precision_sum = np.zeros(n_users)
+        self.first = np.full(n_users, n_positions)  #: 0-based position of the first hit (or the length)
+        self._at: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        wanted = set(ks)
+        for i in range(n_positions):
+            row = by_position[i]
+            if row.any():
+                count += row
+                dcg += row * (1.0 / np.log2(i + 2))
+                precision_sum += row * (count / (i + 1))
+                np.minimum(self.first, np.where(row, i, n_positions), out=self.first)
+            if i + 1 in wanted:
+                self._at[i + 1] = (count.copy(), dcg.copy(), precision_sum.copy())
+
+    def count(self, k: int) -> np.ndarray:
+        """Hits among the first ``k`` positions."""
+        return self._at[k][0]
+
+    def dcg(self, k: int) -> np.ndarray:
+        """``sum(hit / log2(rank + 1))`` over the first ``k`` positions."""
+        return self._at[k][1]
+
+    def precision_sum(self, k: int) -> np.ndarray:
+        """``sum(hit * precision@rank)`` over the first ``k`` positions."""
+        return self._at[k][2]
 
 
-def _precision(hits: np.ndarray, n_relevant: np.ndarray, k: int) -> np.ndarray:
-    return hits[:, :k].sum(axis=1) / k
+def _recall(prefix: _Prefix, n_relevant: np.ndarray, k: int) -> np.ndarray:
+    return prefix.count(k) / n_relevant
 
 
-def _hit(hits: np.ndarray, n_relevant: np.ndarray, k: int) -> np.ndarray:
-    return hits[:, :k].any(axis=1).astype(np.float64)
+def _precision(prefix: _Prefix, n_relevant: np.ndarray, k: int) -> np.ndarray:
+    return prefix.count(k) / k
 
 
-def _mrr(hits: np.ndarray, n_relevant: np.ndarray, k: int) -> np.ndarray:
-    top = hits[:, :k]
-    first = top.argmax(axis=1)
-    return np.where(top.any(axis=1), 1.0 / (first + 1), 0.0)
+def _hit(prefix: _Prefix, n_relevant: np.ndarray, k: int) -> np.ndarray:
+    return (prefix.count(k) > 0).astype(np.float64)
 
 
-def _ndcg(hits: np.ndarray, n_relevant: np.ndarray, k: int) -> np.ndarray:
-    discounts = 1.0 / np.log2(np.arange(2, k + 2))
-    dcg = hits[:, :k] @ discounts
-    ideal_cumulative = np.cumsum(discounts)
-    idcg = ideal_cumulative[np.minimum(n_relevant, k) - 1]
-    return dcg / idcg
+def _mrr(prefix: _Prefix, n_relevant: np.ndarray, k: int) -> np.ndarray:
+    return np.where(prefix.first < k, 1.0 / (prefix.first + 1), 0.0)
 
 
-def _map(hits: np.ndarray, n_relevant: np.ndarray, k: int) -> np.ndarray:
-    top = hits[:, :k].astype(np.float64)
-    precision_at_i = np.cumsum(top, axis=1) / np.arange(1, k + 1)
-    return (precision_at_i * top).sum(axis=1) / np.minimum(n_relevant, k)
+def _ndcg(prefix: _Prefix, n_relevant: np.ndarray, k: int) -> np.ndarray:
+    ideal_cumulative = np.cumsum(1.0 / np.log2(np.arange(2, k + 2)))
+    return prefix.dcg(k) / ideal_cumulative[np.minimum(n_relevant, k) - 1]
 
 
-#: Metric name -> function(hits, n_relevant, k) returning one value per user.
+def _map(prefix: _Prefix, n_relevant: np.ndarray, k: int) -> np.ndarray:
+    return prefix.precision_sum(k) / np.minimum(n_relevant, k)
+
+
+#: Metric name -> function(prefix sums of the hits, n_relevant, k) returning one value per user.
 ACCURACY_METRICS: dict[str, Callable[[np.ndarray, np.ndarray, int], np.ndarray]] = {
     "recall": _recall,
     "precision": _precision,
@@ -125,7 +157,8 @@ def accuracy_metrics(
         raise ValueError("every evaluated user needs at least one relevant item")
     if max(k for _, k in pairs) > hits.shape[1]:
         raise ValueError(f"hit matrix has {hits.shape[1]} columns, fewer than the largest K")
-    return {f"{name}@{k}": ACCURACY_METRICS[name](hits, n_relevant, k) for name, k in pairs}
+    prefix = _Prefix(hits, [k for _, k in pairs])
+    return {f"{name}@{k}": ACCURACY_METRICS[name](prefix, n_relevant, k) for name, k in pairs}
 
 
 def rating_errors(

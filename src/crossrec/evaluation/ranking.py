@@ -1,11 +1,12 @@
 """Full ranking over all items, vectorised in batches of users (the evaluation hot path).
 
-For each batch the scorer's dense ``(batch, n_items)`` scores become a float32 torch tensor; the
-items to exclude are set to ``-inf`` with one flat index write, the top ``max(K)`` items are found
-with a two-stage exact top-k (maxima of fixed-size item blocks, then the best blocks only), and the
-hits are read from a reusable boolean buffer. Metrics are computed once, on the whole hit matrix.
-An optional sampled mode ranks each user's relevant items among ``n`` sampled negatives only, for
-comparison with papers that report it; full ranking is the default and the honest number.
+For each batch of users the scorer's dense ``(batch, n_items)`` float32 scores go to an exact top-k
+kernel (:mod:`crossrec.evaluation.topk`) that skips the excluded items and returns the ``max(K)`` best
+items per user; a dot-product scorer (:class:`~crossrec.evaluation.topk.FactorScorer`, what
+``model.scorer()`` gives for embedding models) takes a faster exact path: bfloat16 candidates re-ranked
+in float32. Hits are read from a reusable boolean buffer; metrics are computed once, on the whole hit
+matrix. An optional sampled mode ranks each user's relevant items among ``n`` sampled negatives only,
+for comparison with papers that report it; full ranking is the default and the honest number.
 """
 
 from __future__ import annotations
@@ -19,10 +20,12 @@ import scipy.sparse as sp
 import torch
 
 from crossrec.evaluation.metrics import accuracy_metrics, parse_metric_names
+from crossrec.evaluation.topk import FactorScorer, dense_top_k
 
 __all__ = [
     "DEFAULT_KS",
     "DEFAULT_METRICS",
+    "FactorScorer",
     "RankingResult",
     "Scorer",
     "evaluate_ranking",
@@ -35,9 +38,8 @@ DEFAULT_KS: tuple[int, ...] = (10, 20)
 
 #: A scorer maps an array of user indices to dense ``(len(users), n_items)`` scores (numpy or torch).
 #: Evaluation may overwrite an array the scorer returns when that array owns its memory.
+#: A :class:`FactorScorer` is a scorer too, and is ranked by its exact fast path.
 Scorer = Callable[[np.ndarray], "np.ndarray | torch.Tensor"]
-
-_BLOCK = 32  # items per block in the two-stage top-k
 
 
 def _to_scratch_tensor(scores: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -59,30 +61,6 @@ def _to_scratch_tensor(scores: np.ndarray | torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(array)
 
 
-def _top_k_tensor(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Exact top-k per row, best first: block maxima select the ``k`` best blocks, which must hold
-    the ``k`` best items (each of the k best blocks has a maximum at least as large as any item
-    outside them), then a small top-k runs on those blocks only."""
-    n_rows, n_items = scores.shape
-    k = min(k, n_items)
-    n_blocks = n_items // _BLOCK
-    if n_blocks < 4 * k:
-        return torch.topk(scores, k, dim=1, sorted=True)
-    full = n_blocks * _BLOCK
-    block_max = scores[:, :full].view(n_rows, n_blocks, _BLOCK).amax(dim=2)
-    if full < n_items:
-        block_max = torch.cat([block_max, scores[:, full:].amax(dim=1, keepdim=True)], dim=1)
-    _, best_blocks = torch.topk(block_max, k, dim=1, sorted=False)
-    columns = (best_blocks.unsqueeze(2) * _BLOCK + torch.arange(_BLOCK)).view(n_rows, -1)
-    if full == n_items:
-        values = torch.gather(scores, 1, columns)
-    else:  # the last, partial block points past the end: read a valid column, then mask it
-        valid = columns < n_items
-        values = torch.gather(scores, 1, columns.clamp_(max=n_items - 1)).masked_fill_(~valid, -torch.inf)
-    top_values, position = torch.topk(values, k, dim=1, sorted=True)
-    return top_values, torch.gather(columns, 1, position)
-
-
 def _flat_positions(matrix: sp.csr_matrix, start: int, stop: int, n_items: int) -> torch.Tensor:
     """Flat indices ``row * n_items + column`` of rows ``start:stop`` (rows renumbered from 0)."""
     lo, hi = matrix.indptr[start], matrix.indptr[stop]
@@ -99,15 +77,11 @@ def top_k(scores: np.ndarray, k: int, exclude: sp.csr_matrix | None = None) -> n
     """
     if k <= 0:
         raise ValueError(f"k must be positive, got {k}")
-    tensor = torch.from_numpy(np.array(scores, dtype=np.float32, copy=True))
-    if exclude is not None:
-        exclude = sp.csr_matrix(exclude)
-        tensor.view(-1).index_fill_(
-            0, _flat_positions(exclude, 0, exclude.shape[0], tensor.shape[1]), -torch.inf
-        )
-    values, items = _top_k_tensor(tensor, k)
-    items[values == -torch.inf] = -1
-    return items.numpy()
+    array = np.array(scores, dtype=np.float32, copy=True, order="C")
+    _, items = dense_top_k(array, min(k, array.shape[1]), None if exclude is None else sp.csr_matrix(exclude))
+    if items.shape[1] < k:
+        items = np.pad(items, ((0, 0), (0, k - items.shape[1])), constant_values=-1)
+    return items
 
 
 def hit_matrix(recommendations: np.ndarray, truth: sp.csr_matrix) -> np.ndarray:
@@ -174,7 +148,9 @@ def evaluate_ranking(
         Metric names and cut-offs (see :mod:`crossrec.evaluation.metrics`).
     batch_size
         Users scored at once; memory is about ``2 * batch_size * n_items`` floats. By default
-        about 16 MB of scores per batch, which keeps them cache- and allocator-friendly.
+        about 16 MB of float32 scores per batch (a scorer allocates them anew for each batch, so
+        small batches stay in cache); a :class:`FactorScorer` reuses one ~80 MB bfloat16 buffer,
+        and larger batches make its matrix products more efficient.
     users
         Restrict evaluation to these users (default: every user with at least one relevant item).
     sampled_negatives
@@ -198,8 +174,9 @@ def evaluate_ranking(
         exclude = sp.csr_matrix(exclude)
         if exclude.shape != truth.shape:
             raise ValueError(f"exclude matrix has shape {exclude.shape}, truth has {truth.shape}")
-    if batch_size is None:
-        batch_size = max(16, min(4096, 4_000_000 // max(1, n_items)))
+    if batch_size is None:  # ~16 MB of float32 scores from a scorer; ~80 MB of bfloat16 on the factor path
+        cells = 40_000_000 if isinstance(scorer, FactorScorer) else 4_000_000
+        batch_size = max(16, min(4096, cells // max(1, n_items)))
     if batch_size <= 0:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
     if sampled_negatives is not None and sampled_negatives <= 0:
@@ -216,36 +193,40 @@ def evaluate_ranking(
     exclude_rows = exclude[candidates] if exclude is not None else None
     generator = torch.Generator().manual_seed(seed)
 
-    recommendations = np.empty((len(candidates), min(max_k, n_items)), dtype=np.int64)
+    k = min(max_k, n_items)
+    factor_path = isinstance(scorer, FactorScorer) and sampled_negatives is None
+    if isinstance(scorer, FactorScorer) and scorer.n_items != n_items:
+        raise ValueError(f"scorer ranks {scorer.n_items} items, the evaluation matrices have {n_items}")
+    recommendations = np.empty((len(candidates), k), dtype=np.int64)
     hits = np.empty(recommendations.shape, dtype=bool)
     buffer = torch.zeros(min(batch_size, len(candidates)) * n_items, dtype=torch.bool)
+    workspace = scorer.workspace(min(batch_size, len(candidates))) if factor_path else None
     for start in range(0, len(candidates), batch_size):
         stop = min(start + batch_size, len(candidates))
-        scores = _to_scratch_tensor(scorer(candidates[start:stop]))
-        if tuple(scores.shape) != (stop - start, n_items):
-            raise ValueError(
-                f"scorer returned shape {tuple(scores.shape)}, expected {(stop - start, n_items)}"
-            )
+        batch_exclude = exclude_rows[start:stop] if exclude_rows is not None else None
         flat_truth = _flat_positions(truth_rows, start, stop, n_items)
-        flat_exclude = (
-            _flat_positions(exclude_rows, start, stop, n_items) if exclude_rows is not None else None
-        )
-        if sampled_negatives is not None:
-            scores = _restrict_to_sample(scores, flat_truth, flat_exclude, sampled_negatives, generator)
-        if flat_exclude is not None:
-            scores.view(-1).index_fill_(0, flat_exclude, -torch.inf)
-        values, items = _top_k_tensor(scores, max_k)
-        if torch.isnan(values).any():
-            raise ValueError("scorer returned NaN scores")
+        if factor_path:
+            _, items, _ = scorer.top_k(candidates[start:stop], k, batch_exclude, workspace)
+        else:
+            scores = _to_scratch_tensor(scorer(candidates[start:stop]))
+            if tuple(scores.shape) != (stop - start, n_items):
+                raise ValueError(
+                    f"scorer returned shape {tuple(scores.shape)}, expected {(stop - start, n_items)}"
+                )
+            if sampled_negatives is not None:
+                flat_exclude = (
+                    _flat_positions(exclude_rows, start, stop, n_items) if exclude_rows is not None else None
+                )
+                scores = _restrict_to_sample(scores, flat_truth, flat_exclude, sampled_negatives, generator)
+            _, items = dense_top_k(scores, k, batch_exclude)
         # hits: mark relevant items in a reusable flat buffer, read the recommended ones, clear
+        missing = items < 0
+        items_t = torch.from_numpy(np.where(missing, 0, items))
         buffer.index_fill_(0, flat_truth, True)
-        batch_hits = buffer.view(-1, n_items)[: stop - start].gather(1, items)
+        batch_hits = buffer.view(-1, n_items)[: stop - start].gather(1, items_t).numpy()
         buffer.index_fill_(0, flat_truth, False)
-        missing = values == -torch.inf
-        items[missing] = -1
-        batch_hits &= ~missing
-        recommendations[start:stop] = items.numpy()
-        hits[start:stop] = batch_hits.numpy()
+        recommendations[start:stop] = items
+        hits[start:stop] = batch_hits & ~missing
     if hits.shape[1] < max_k:  # fewer items than the largest K: pad lists with no item
         pad = max_k - hits.shape[1]
         hits = np.pad(hits, ((0, 0), (0, pad)))

@@ -240,7 +240,11 @@ def run_experiment(
 
     evaluations: dict[str, ModelEvaluation] = {
         key: evaluate_model(
-            model.score, data.split, part="test", metrics=config.evaluation.metrics, ks=config.evaluation.ks
+            model.scorer(),
+            data.split,
+            part="test",
+            metrics=config.evaluation.metrics,
+            ks=config.evaluation.ks,
         )
         for key, model in fitted.items()
     }

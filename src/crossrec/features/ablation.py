@@ -19,6 +19,7 @@ import scipy.sparse as sp
 from crossrec.evaluation.ranking import evaluate_ranking
 from crossrec.evaluation.significance import paired_bootstrap_ci
 from crossrec.evaluation.splits import Split
+from crossrec.evaluation.topk import FactorScorer
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -43,7 +44,7 @@ def _per_user(
     ks: Sequence[int],
 ) -> pd.DataFrame:
     users, items = vectors
-    result = evaluate_ranking(lambda batch: users[batch] @ items.T, truth, exclude, metrics=metrics, ks=ks)
+    result = evaluate_ranking(FactorScorer(users, items), truth, exclude, metrics=metrics, ks=ks)
     return result.per_user
 
 

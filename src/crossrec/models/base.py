@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import json
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
@@ -64,6 +65,11 @@ class Recommender(ABC):
     @abstractmethod
     def score(self, users: np.ndarray) -> np.ndarray:
         """``(len(users), n_items)`` float32 scores; higher is better."""
+
+    def scorer(self) -> Callable[[np.ndarray], np.ndarray]:
+        """What evaluation should rank with: :meth:`score` here; dot-product models return a
+        :class:`~crossrec.evaluation.topk.FactorScorer`, which has an exact faster top-k."""
+        return self.score
 
     def user_vectors(self) -> np.ndarray | None:
         """``(n_users, dim)`` user representations, when the model has them."""

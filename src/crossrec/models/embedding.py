@@ -13,6 +13,7 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
+from crossrec.evaluation.topk import FactorScorer
 from crossrec.models.base import Recommender
 from crossrec.training.trainer import TrainerConfig, TrainingHistory, Validation, train_embedding_model
 
@@ -176,6 +177,10 @@ class EmbeddingRecommender(Recommender):
     def score(self, users: np.ndarray) -> np.ndarray:
         self._check_fitted()
         return self.user_vectors_[np.asarray(users, dtype=np.int64)] @ self.item_vectors_.T
+
+    def scorer(self) -> FactorScorer:
+        self._check_fitted()
+        return FactorScorer(self.user_vectors_, self.item_vectors_)
 
     def user_vectors(self) -> np.ndarray:
         self._check_fitted()

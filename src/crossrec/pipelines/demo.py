@@ -155,7 +155,7 @@ def run_demo(config: DemoConfig) -> DemoResult:
 
     # Negative-transfer guard: each transfer against its own target-only model, on validation.
     on_valid = {
-        name: evaluate_model(models[name].score, split, part="valid", ks=(10,))
+        name: evaluate_model(models[name].scorer(), split, part="valid", ks=(10,))
         for family in FAMILIES
         for name in family
     }
@@ -166,7 +166,7 @@ def run_demo(config: DemoConfig) -> DemoResult:
     categories = _first_genre_codes(target)
     evaluations = {
         name: evaluate_model(
-            model.score, split, part="test", ks=(10, 20), item_categories=categories, seed=config.seed
+            model.scorer(), split, part="test", ks=(10, 20), item_categories=categories, seed=config.seed
         )
         for name, model in models.items()
     }

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from crossrec.evaluation.ranking import evaluate_ranking
+from crossrec.evaluation.topk import FactorScorer
 from crossrec.training.checkpoint import load_checkpoint, save_checkpoint
 from crossrec.training.sampling import NegativeSampler
 
@@ -82,7 +83,7 @@ def _validation_score(
 ) -> float:
     name, k = metric.split("@")
     result = evaluate_ranking(
-        lambda batch: (users[torch.as_tensor(batch)] @ items.T).numpy(),
+        FactorScorer(users.detach().numpy(), items.detach().numpy()),
         valid,
         train,
         metrics=[name],

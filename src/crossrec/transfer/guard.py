@@ -42,7 +42,7 @@ def per_user_metric(
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(users, values)``: ``metric`` of every user with relevant items, in user order."""
     name, k = metric.split("@")
-    result = evaluate_ranking(model.score, truth, exclude, metrics=[name], ks=[int(k)], users=users)
+    result = evaluate_ranking(model.scorer(), truth, exclude, metrics=[name], ks=[int(k)], users=users)
     return result.per_user["user"].to_numpy(), result.per_user[metric].to_numpy()
 
 

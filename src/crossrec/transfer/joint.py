@@ -16,6 +16,7 @@ import scipy.sparse as sp
 import torch
 
 from crossrec.evaluation.ranking import evaluate_ranking
+from crossrec.evaluation.topk import FactorScorer
 from crossrec.models.base import Recommender
 from crossrec.models.embedding import EmbeddingRecommender
 from crossrec.models.item_based import EASE, ItemSimilarityRecommender
@@ -157,7 +158,7 @@ class Joint(TransferStrategy):
         def validation(user_table: torch.Tensor, item_table: torch.Tensor) -> float:
             users, items = user_table[:n_users], item_table[:n_items]
             result = evaluate_ranking(
-                lambda batch: (users[torch.as_tensor(batch)] @ items.T).numpy(),
+                FactorScorer(users.detach().numpy(), items.detach().numpy()),
                 valid, train, metrics=["ndcg"], ks=[10],
             )  # fmt: skip
             return result.mean()["ndcg@10"]

@@ -28,6 +28,7 @@ def evaluate_tables(
     """Full-ranking per-user metrics of ``users`` for dot-product tables (see
     :func:`crossrec.evaluation.evaluate_ranking`); items in ``exclude`` are never recommended."""
     from crossrec.evaluation import evaluate_ranking
+    from crossrec.evaluation.topk import FactorScorer
 
     users = np.asarray(users, dtype=np.int64)
     if len(users) == 0:
@@ -37,11 +38,7 @@ def evaluate_tables(
     for part in exclude:
         matrix = part.to_csr(users)
         exclude_csr = matrix if exclude_csr is None else exclude_csr + matrix
-    user_table, item_table = user_table.detach().cpu(), item_table.detach().cpu()
-
-    def scorer(batch: np.ndarray) -> torch.Tensor:
-        return user_table[torch.as_tensor(batch)] @ item_table.T
-
+    scorer = FactorScorer(user_table.detach().cpu().numpy(), item_table.detach().cpu().numpy())
     result = evaluate_ranking(scorer, truth_csr, exclude_csr, metrics=metrics, ks=ks, users=users)
     return result.per_user
 

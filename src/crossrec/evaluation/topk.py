@@ -1,0 +1,456 @@
+"""Exact top-k selection for full ranking: numba kernels, parallel over users.
+
+Both paths below return exactly the ``k`` best items of each row (ties to the lower item index);
+rows with fewer than ``k`` admissible items are padded with item ``-1`` and value ``-inf``; excluded
+items and items scored ``-inf`` are never returned.
+
+Block maxima prune the row. The ``n`` items are split into ``B = n // C`` strided blocks, block ``b``
+holding items ``b, b + B, b + 2B, ...`` (a vertical maximum over ``C`` contiguous slices: vectorised
+loads, no horizontal reductions; the ``n - B C`` tail items are always examined). ``lo``, the ``k``-th
+largest block maximum, is found by bisection on integer keys that order like the scores (exact and
+branch-free). Each of ``k`` blocks holds an item scoring at least ``lo``, so an item below ``lo`` (below
+a threshold derived from it) cannot be in the top ``k``: only items in blocks whose maximum reaches the
+threshold are examined, about ``k`` candidates, which are sorted.
+
+``dense_top_k``
+    For any scorer: float32 scores, excluded items set to ``-inf``, threshold ``lo``.
+
+``FactorScorer.top_k``
+    For dot-product models (``score(u, i) = user_factors[u] . item_factors[i]``). Scores are first
+    computed with a bfloat16 matrix product (half the memory traffic and twice the arithmetic rate of
+    float32 on CPUs with bfloat16 dot-product instructions). Candidates are the items whose bfloat16
+    score reaches a threshold below ``lo`` by the rounding bound; they are re-scored in float32 from the
+    factors and sorted. The result is the float32 ranking, not an approximation of it.
+
+Rounding bound. bfloat16 keeps 8 significant bits. The product multiplies the rounded inputs exactly,
+accumulates in float32 and rounds the result to the nearest bfloat16 (ties to even, as torch and
+oneDNN do). With ``A_u >= sum_i |u_i v_i|`` (``min(|u|_2 max_v |v|_2, sum_i |u_i| max_v |v_i|)``) the
+approximate score ``s'`` of the exact score ``s`` satisfies ``|s' - s| <= e_u + 2^-8 |s'|`` with
+``e_u = (2^-7 + 2^-16 + 1.01 d 2^-24) A_u + 1e-30`` (input rounding, float32 accumulation of ``d``
+terms, flushed denormals); the output rounding is the ``2^-8 |s'|`` term. Hence items with ``s' >= lo``
+have ``s >= lo - 2^-8 |lo| - e_u``, which bounds the ``k``-th best exact score from below, and every
+item with ``s' < t`` for ``t = t0 - 2^-7 |t0|``, ``t0 = lo - 2^-8 |lo| - 2 e_u`` scores below it: only
+items with ``s' >= t`` can be in the top ``k``. (The bound is checked by a property test.)
+
+Kernels run under a lock: numba's default thread pool must not be entered from two Python threads
+at once.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+import numba as nb
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+__all__ = ["FactorScorer", "NaNScoresError", "bf16_input_error", "dense_top_k"]
+
+_LOCK = threading.Lock()
+_DENSE_BLOCK = 32  # items per strided block of float32 scores
+_KEY_BLOCK = 64  # items per strided block of bfloat16 scores
+_BF16_ABSOLUTE_ERROR = 1e-30
+_BF16_MAX = 3.0e38  # approximate scores beyond this could overflow bfloat16: use the float32 path
+_EXCLUDED_BF16 = -1  # bits 0xFFFF: a NaN pattern, below every number once mapped to an ordered key
+_NO_FASTMATH_NANS = {"reassoc", "nsz", "contract", "arcp", "afn"}
+
+
+class NaNScoresError(ValueError):
+    """The scorer returned NaN."""
+
+
+def _block_size(n_items: int, k: int, largest: int) -> int:
+    """Items per block: at most ``largest``, and at least ``2 k`` blocks so that pruning has a choice."""
+    return max(1, min(largest, n_items // max(1, 2 * k)))
+
+
+# --- small kernels ------------------------------------------------------------------------------
+
+
+@nb.njit(fastmath=_NO_FASTMATH_NANS, cache=True)
+def _row_sum(row):  # pragma: no cover - compiled
+    total = np.float32(0.0)
+    for j in range(row.shape[0]):
+        total += row[j]
+    return total
+
+
+@nb.njit(cache=True)
+def _has_nan(row):  # pragma: no cover - compiled
+    found = False
+    for j in range(row.shape[0]):
+        found |= row[j] != row[j]
+    return found
+
+
+@nb.njit(cache=True)
+def _strided_max(row, n_blocks, size, out):  # pragma: no cover - compiled
+    """``out[b] = max(row[b], row[b + n_blocks], ...)``: ``size`` slices, element-wise (vectorised)."""
+    out[:] = row[:n_blocks]
+    for c in range(1, size):
+        np.maximum(out, row[c * n_blocks : (c + 1) * n_blocks], out)
+
+
+@nb.njit(cache=True)
+def _count_at_least(keys, threshold):  # pragma: no cover - compiled
+    count = 0
+    for i in range(keys.shape[0]):
+        count += keys[i] >= threshold
+    return count
+
+
+@nb.njit(cache=True)
+def _kth_largest(keys, k, low, high):  # pragma: no cover - compiled
+    """Largest ``t`` in ``[low, high]`` with at least ``k`` of ``keys >= t`` (exact bisection)."""
+    while low < high:
+        middle = (low + high + 1) >> 1
+        if _count_at_least(keys, middle) >= k:
+            low = middle
+        else:
+            high = middle - 1
+    return low
+
+
+@nb.njit(fastmath=_NO_FASTMATH_NANS, cache=True)
+def _dot(a, b):  # pragma: no cover - compiled
+    total = np.float32(0.0)
+    for j in range(a.shape[0]):
+        total += a[j] * b[j]
+    return total
+
+
+@nb.njit(cache=True)
+def _write_best(cand_values, cand_items, count, k, packed, out_values, out_items):  # pragma: no cover
+    """Write the ``k`` best of ``count`` candidates, best first, ties to the lower item.
+
+    Each candidate becomes one int64 whose ascending order is (value descending, item ascending):
+    the high half is the complement of the value's order-preserving integer key, the low half the item.
+    """
+    bits = cand_values.view(np.int32)
+    for a in range(count):
+        key = bits[a] ^ ((bits[a] >> 31) & 0x7FFFFFFF)
+        packed[a] = (np.int64(~key) << 32) | cand_items[a]
+    packed[:count].sort()
+    decoded = np.empty(1, np.int32)
+    as_float = decoded.view(np.float32)
+    for t in range(min(k, count)):
+        key = ~(packed[t] >> 32)
+        decoded[0] = key ^ ((key >> 31) & 0x7FFFFFFF)
+        out_values[t] = as_float[0]
+        out_items[t] = packed[t] & 0xFFFFFFFF
+    for t in range(min(k, count), k):
+        out_values[t], out_items[t] = -np.inf, -1
+
+
+# --- dense float32 scores -----------------------------------------------------------------------
+
+
+@nb.njit(parallel=True, cache=True)
+def _dense_kernel(
+    scores, k, size, ex_ptr, ex_items, out_values, out_items, nan_rows, threads
+):  # pragma: no cover - compiled
+    n_rows, n_items = scores.shape
+    n_blocks = n_items // size
+    n_chunks = max(1, min(threads, n_rows))
+    per_chunk = (n_rows + n_chunks - 1) // n_chunks
+    for chunk in nb.prange(n_chunks):
+        block_max = np.empty(n_blocks, np.float32)
+        keys = block_max.view(np.int32)
+        bits = np.empty(1, np.int32)
+        as_float = bits.view(np.float32)
+        cand_values = np.empty(n_items, np.float32)
+        cand_items = np.empty(n_items, np.int64)
+        packed = np.empty(n_items, np.int64)
+        for r in range(chunk * per_chunk, min(n_rows, (chunk + 1) * per_chunk)):
+            row = scores[r]
+            for p in range(ex_ptr[r], ex_ptr[r + 1]):
+                row[ex_items[p]] = -np.inf
+            total = _row_sum(row)
+            if total != total and _has_nan(row):
+                nan_rows[r] = True
+                continue
+            low = -np.inf
+            key = -2147483648
+            if n_blocks >= k:
+                _strided_max(row, n_blocks, size, block_max)
+                for b in range(n_blocks):  # float bits -> integer keys in the same order
+                    keys[b] = keys[b] ^ ((keys[b] >> 31) & 0x7FFFFFFF)
+                key = _kth_largest(keys, k, -2147483648, 2147483647)
+                bits[0] = key ^ ((key >> 31) & 0x7FFFFFFF)
+                low = as_float[0]
+            count = 0
+            if n_blocks >= k:
+                for b in range(n_blocks):
+                    if keys[b] >= key:
+                        for c in range(size):
+                            j = c * n_blocks + b
+                            value = row[j]
+                            if value >= low and value > -np.inf:
+                                cand_values[count], cand_items[count] = value, j
+                                count += 1
+                start = n_blocks * size
+            else:
+                start = 0
+            for j in range(start, n_items):  # the tail (or, with few blocks, every item)
+                value = row[j]
+                if value >= low and value > -np.inf:
+                    cand_values[count], cand_items[count] = value, j
+                    count += 1
+            _write_best(cand_values, cand_items, count, k, packed, out_values[r], out_items[r])
+
+
+def dense_top_k(
+    scores: np.ndarray | torch.Tensor, k: int, exclude: sp.csr_matrix | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact ``k`` best items per row of ``scores``, best first, skipping the items in ``exclude``.
+
+    ``scores`` must be a writable C-contiguous float32 array (or CPU tensor): it is used as scratch
+    (excluded entries are overwritten with ``-inf``). Returns ``(values, items)``, each ``(rows, k)``;
+    rows with fewer than ``k`` admissible items are padded with ``-inf`` / ``-1``.
+
+    Raises
+    ------
+    NaNScoresError
+        When a row holds NaN.
+    """
+    array = scores.numpy() if isinstance(scores, torch.Tensor) else scores
+    if array.dtype != np.float32 or not array.flags.c_contiguous or not array.flags.writeable:
+        raise TypeError("dense_top_k needs a writable C-contiguous float32 array")
+    if k <= 0:
+        raise ValueError(f"k must be positive, got {k}")
+    n_rows, n_items = array.shape
+    ex_ptr, ex_items = _csr_parts(exclude, n_rows)
+    values = np.empty((n_rows, k), np.float32)
+    items = np.empty((n_rows, k), np.int64)
+    nan_rows = np.zeros(n_rows, dtype=bool)
+    if n_rows and n_items:
+        size = _block_size(n_items, k, _DENSE_BLOCK)
+        with _LOCK:
+            _dense_kernel(array, k, size, ex_ptr, ex_items, values, items, nan_rows, nb.get_num_threads())
+    elif n_rows:
+        values[:], items[:] = -np.inf, -1
+    if nan_rows.any():
+        raise NaNScoresError(f"scorer returned NaN scores (first row: {int(np.flatnonzero(nan_rows)[0])})")
+    return values, items
+
+
+def _csr_parts(matrix: sp.csr_matrix | None, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
+    if matrix is None:
+        return np.zeros(n_rows + 1, np.int64), np.zeros(0, np.int64)
+    if matrix.shape[0] != n_rows:
+        raise ValueError(f"exclusion matrix has {matrix.shape[0]} rows, scores have {n_rows}")
+    indptr = matrix.indptr.astype(np.int64, copy=False)
+    return indptr - indptr[0], matrix.indices[indptr[0] : indptr[-1]].astype(np.int64, copy=False)
+
+
+# --- dot-product models: bfloat16 candidates, exact float32 re-ranking ------------------------
+
+
+@nb.njit(cache=True)
+def _bf16_value(key, bits, as_float):  # pragma: no cover - compiled
+    """The float value of an order-preserving bfloat16 key (``bits``/``as_float``: 1-element views)."""
+    raw = key ^ ((key >> 15) & 0x7FFF)
+    bits[0] = raw << 16
+    return np.float64(as_float[0])
+
+
+@nb.njit(cache=True)
+def _bf16_key_below(value, bits, as_float):  # pragma: no cover - compiled
+    """An order-preserving bfloat16 key whose value is ``<= value``."""
+    as_float[0] = np.float32(value)
+    raw = bits[0] >> 16  # truncation; two key steps down cover it and the float32 rounding
+    return max(-32767, (raw ^ ((raw >> 15) & 0x7FFF)) - 2)
+
+
+@nb.njit(cache=True)
+def _to_keys(row):  # pragma: no cover - compiled
+    for j in range(row.shape[0]):
+        raw = row[j]
+        row[j] = raw ^ ((raw >> 15) & 0x7FFF)
+
+
+@nb.njit(parallel=True, cache=True)
+def _factor_kernel(
+    approx, user_factors, item_factors, input_error, k, size, ex_ptr, ex_items, out_values, out_items,
+    rescored, threads,
+):  # fmt: skip  # pragma: no cover - compiled
+    n_rows, n_items = approx.shape
+    n_blocks = n_items // size
+    n_chunks = max(1, min(threads, n_rows))
+    per_chunk = (n_rows + n_chunks - 1) // n_chunks
+    for chunk in nb.prange(n_chunks):
+        block_max = np.empty(max(1, n_blocks), np.int16)
+        bits = np.empty(1, np.int32)
+        as_float = bits.view(np.float32)
+        ids = np.empty(n_items, np.int64)
+        cand_values = np.empty(n_items, np.float32)
+        cand_items = np.empty(n_items, np.int64)
+        packed = np.empty(n_items, np.int64)
+        for r in range(chunk * per_chunk, min(n_rows, (chunk + 1) * per_chunk)):
+            row = approx[r]
+            for p in range(ex_ptr[r], ex_ptr[r + 1]):
+                row[ex_items[p]] = _EXCLUDED_BF16
+            error = input_error[r]
+            threshold = -32767  # every admissible item
+            exact_low = -np.inf
+            if n_blocks >= k:
+                # Fast path on raw bits: a non-negative bfloat16's bits are its order-preserving key,
+                # so blocks whose maximum is non-negative are ranked correctly on raw bits.
+                _strided_max(row, n_blocks, size, block_max)
+                key = _kth_largest(block_max, k, -32768, 32767)
+                if key >= 0:
+                    low = _bf16_value(key, bits, as_float)
+                    start = low - 2.0**-8 * abs(low) - 2.0 * error
+                    threshold = _bf16_key_below(start - 2.0**-7 * abs(start), bits, as_float)
+                    exact_low = low - 2.0**-8 * abs(low) - 2.0 * error
+                if key < 0 or threshold < 0:  # negative scores matter: order-preserving keys
+                    _to_keys(row)
+                    _strided_max(row, n_blocks, size, block_max)
+                    key = _kth_largest(block_max, k, -32768, 32767)
+                    threshold, exact_low = -32767, -np.inf
+                    if key > -32768:
+                        low = _bf16_value(key, bits, as_float)
+                        start = low - 2.0**-8 * abs(low) - 2.0 * error
+                        threshold = _bf16_key_below(start - 2.0**-7 * abs(start), bits, as_float)
+                        exact_low = low - 2.0**-8 * abs(low) - 2.0 * error
+            else:
+                _to_keys(row)
+            n_ids = 0
+            tail = 0
+            if n_blocks >= k:
+                for b in range(n_blocks):
+                    if block_max[b] >= threshold:
+                        for c in range(size):
+                            j = c * n_blocks + b
+                            if row[j] >= threshold:
+                                ids[n_ids] = j
+                                n_ids += 1
+                tail = n_blocks * size
+            for j in range(tail, n_items):
+                if row[j] >= threshold:
+                    ids[n_ids] = j
+                    n_ids += 1
+            user = user_factors[r]
+            for a in range(n_ids):  # independent dot products: their loads overlap
+                cand_values[a] = _dot(user, item_factors[ids[a]])
+            count = 0
+            for a in range(n_ids):
+                if cand_values[a] >= exact_low:
+                    cand_values[count], cand_items[count] = cand_values[a], ids[a]
+                    count += 1
+            rescored[r] = n_ids
+            _write_best(cand_values, cand_items, count, k, packed, out_values[r], out_items[r])
+
+
+def bf16_input_error(user_factors: np.ndarray, item_factors: np.ndarray) -> np.ndarray:
+    """Per-user ``e_u``: the bfloat16 score error before output rounding (see the module docstring)."""
+    users = np.abs(user_factors.astype(np.float64))
+    items = np.abs(item_factors.astype(np.float64))
+    by_norm = np.linalg.norm(users, axis=1) * np.linalg.norm(items, axis=1).max(initial=0.0)
+    by_component = users @ items.max(axis=0, initial=0.0)
+    dim = user_factors.shape[1]
+    relative = 2.0**-7 + 2.0**-16 + 1.01 * dim * 2.0**-24
+    return relative * np.minimum(by_norm, by_component) + _BF16_ABSOLUTE_ERROR
+
+
+@dataclass(frozen=True, eq=False)
+class FactorScorer:
+    """Scores of a dot-product model, ``user_factors[u] @ item_factors.T``, with an exact fast top-k.
+
+    Calling it returns dense float32 scores like any scorer; :func:`evaluate_ranking` recognises it and
+    ranks with :meth:`top_k` instead (bfloat16 candidates, float32 re-ranking; see the module docstring).
+
+    Attributes
+    ----------
+    bf16_safe
+        False when ``max |u| * max |v|`` could leave bfloat16's range; :meth:`top_k` then ranks the
+        float32 scores directly.
+    """
+
+    user_factors: np.ndarray
+    item_factors: np.ndarray
+    bf16_safe: bool = field(init=False)
+    _input_error: np.ndarray = field(init=False, repr=False)
+    _users_bf16: torch.Tensor = field(init=False, repr=False)
+    _items_bf16_t: torch.Tensor = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        users = np.ascontiguousarray(self.user_factors, dtype=np.float32)
+        items = np.ascontiguousarray(self.item_factors, dtype=np.float32)
+        if users.ndim != 2 or items.ndim != 2 or users.shape[1] != items.shape[1]:
+            raise ValueError(
+                f"factors must be (n_users, dim) and (n_items, dim); got {users.shape} and {items.shape}"
+            )
+        if not (np.isfinite(users).all() and np.isfinite(items).all()):
+            raise NaNScoresError("factor scorer has NaN or infinite factors")
+        user_norm = np.linalg.norm(users.astype(np.float64), axis=1).max(initial=0.0)
+        item_norm = np.linalg.norm(items.astype(np.float64), axis=1).max(initial=0.0)
+        settings = {
+            "user_factors": users,
+            "item_factors": items,
+            "bf16_safe": bool(user_norm * item_norm < _BF16_MAX),
+            "_input_error": bf16_input_error(users, items),
+            "_users_bf16": torch.from_numpy(users).bfloat16(),
+            "_items_bf16_t": torch.from_numpy(items).bfloat16().T.contiguous(),
+        }
+        for name, value in settings.items():
+            object.__setattr__(self, name, value)
+
+    @property
+    def n_items(self) -> int:
+        return self.item_factors.shape[0]
+
+    def __call__(self, users: np.ndarray) -> np.ndarray:
+        return self.user_factors[np.asarray(users, dtype=np.int64)] @ self.item_factors.T
+
+    def workspace(self, n_users: int) -> torch.Tensor:
+        """A reusable buffer for :meth:`top_k` of up to ``n_users`` users (saves page faults)."""
+        return torch.empty((n_users, self.n_items), dtype=torch.bfloat16)
+
+    def top_k(
+        self,
+        users: np.ndarray,
+        k: int,
+        exclude: sp.csr_matrix | None = None,
+        workspace: torch.Tensor | None = None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Exact float32 top ``k`` of ``users`` (rows aligned with ``exclude``'s rows).
+
+        Returns ``(values, items, n_rescored)``: how many items were re-scored in float32 per user.
+        ``workspace`` (from :meth:`workspace`) is overwritten.
+        """
+        if k <= 0:
+            raise ValueError(f"k must be positive, got {k}")
+        users = np.asarray(users, dtype=np.int64)
+        n_users = len(users)
+        if not self.bf16_safe or self.n_items == 0:  # rank the float32 scores directly
+            values, items = dense_top_k(np.ascontiguousarray(self(users), dtype=np.float32), k, exclude)
+            return values, items, np.full(n_users, self.n_items, dtype=np.int64)
+        if workspace is None or workspace.shape[0] < n_users or workspace.shape[1] != self.n_items:
+            workspace = self.workspace(n_users)
+        approx = workspace[:n_users]
+        torch.mm(self._users_bf16[torch.from_numpy(users)], self._items_bf16_t, out=approx)
+        ex_ptr, ex_items = _csr_parts(exclude, n_users)
+        values = np.empty((n_users, k), np.float32)
+        items = np.empty((n_users, k), np.int64)
+        n_rescored = np.zeros(n_users, np.int64)
+        if n_users:
+            size = _block_size(self.n_items, k, _KEY_BLOCK)
+            with _LOCK:
+                _factor_kernel(
+                    approx.view(torch.int16).numpy(),
+                    self.user_factors[users],
+                    self.item_factors,
+                    self._input_error[users],
+                    k,
+                    size,
+                    ex_ptr,
+                    ex_items,
+                    values,
+                    items,
+                    n_rescored,
+                    nb.get_num_threads(),
+                )
+        return values, items, n_rescored
