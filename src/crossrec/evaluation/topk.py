@@ -265,6 +265,16 @@ def _bf16_key_below(value, bits, as_float):  # pragma: no cover - compiled
 
 
 @nb.njit(cache=True)
+def _candidate_bounds(key, error, bits, as_float):  # pragma: no cover - compiled
+    """From the k-th largest block maximum's key: the bfloat16 key below which no item can be in the
+    top k, and the float32 score below which no re-scored item can (see the module docstring)."""
+    low = _bf16_value(key, bits, as_float)
+    exact_low = low - 2.0**-8 * abs(low) - 2.0 * error
+    threshold = _bf16_key_below(exact_low - 2.0**-7 * abs(exact_low), bits, as_float)
+    return threshold, exact_low
+
+
+@nb.njit(cache=True)
 def _to_keys(row):  # pragma: no cover - compiled
     for j in range(row.shape[0]):
         raw = row[j]
@@ -301,20 +311,14 @@ def _factor_kernel(
                 _strided_max(row, n_blocks, size, block_max)
                 key = _kth_largest(block_max, k, -32768, 32767)
                 if key >= 0:
-                    low = _bf16_value(key, bits, as_float)
-                    start = low - 2.0**-8 * abs(low) - 2.0 * error
-                    threshold = _bf16_key_below(start - 2.0**-7 * abs(start), bits, as_float)
-                    exact_low = low - 2.0**-8 * abs(low) - 2.0 * error
+                    threshold, exact_low = _candidate_bounds(key, error, bits, as_float)
                 if key < 0 or threshold < 0:  # negative scores matter: order-preserving keys
                     _to_keys(row)
                     _strided_max(row, n_blocks, size, block_max)
                     key = _kth_largest(block_max, k, -32768, 32767)
                     threshold, exact_low = -32767, -np.inf
-                    if key > -32768:
-                        low = _bf16_value(key, bits, as_float)
-                        start = low - 2.0**-8 * abs(low) - 2.0 * error
-                        threshold = _bf16_key_below(start - 2.0**-7 * abs(start), bits, as_float)
-                        exact_low = low - 2.0**-8 * abs(low) - 2.0 * error
+                    if key > -32768:  # else fewer than k blocks hold an admissible item: keep them all
+                        threshold, exact_low = _candidate_bounds(key, error, bits, as_float)
             else:
                 _to_keys(row)
             n_ids = 0
