@@ -24,6 +24,7 @@ from crossrec.artifacts.errors import (
     ArtifactError,
     ArtifactIntegrityError,
     ArtifactVersionError,
+    ColdStartInputError,
     UnknownIdError,
 )
 from crossrec.artifacts.store import load_artifact, save_artifact, verify_artifact
@@ -35,6 +36,7 @@ __all__ = [
     "ArtifactIntegrityError",
     "ArtifactMetadata",
     "ArtifactVersionError",
+    "ColdStartInputError",
     "ColdStartModel",
     "EncoderState",
     "ItemItemModel",

@@ -15,8 +15,9 @@ import pandas as pd
 import scipy.sparse as sp
 
 from crossrec.artifacts._topk import top_k_row, top_k_rows
-from crossrec.artifacts.errors import ArtifactCapabilityError, UnknownIdError
+from crossrec.artifacts.errors import ArtifactCapabilityError, ColdStartInputError, UnknownIdError
 from crossrec.data.vocabulary import Vocabulary
+from crossrec.features.table import FeatureSchemaError
 from crossrec.models.base import Recommender
 from crossrec.models.item_based import ItemSimilarityRecommender
 from crossrec.transfer.warm_start import fold_in_users
@@ -419,7 +420,7 @@ class Artifact:
                 (np.ones(len(known), dtype=np.float32), known, np.array([0, len(known)])),
                 shape=(1, len(self.items)),
             )
-            scores, path = self.model.score_cold_users(row, [dict(attributes or {})])[0], "features"
+            scores, path = self._score_cold(row, dict(attributes or {})), "features"
         elif len(known) and self._item_vectors is not None:
             scores, path = self._item_vectors @ self.fold_in(known), "fold_in"
         elif len(known) and self._similarities is not None:
@@ -428,6 +429,20 @@ class Artifact:
         if exclude_seen and len(known):
             scores[known] = -np.inf
         return self._ranked(scores, k, path, ignored)
+
+    def _score_cold(self, row: sp.csr_matrix, attributes: dict[str, Any]) -> np.ndarray:
+        """The model's cold-start scores; bad attributes become :class:`ColdStartInputError`, whose
+        message names attributes and kinds but never echoes a value."""
+        try:
+            return self.model.score_cold_users(row, [attributes])[0]
+        except FeatureSchemaError as error:
+            raise ColdStartInputError(str(error)) from error
+        except ValueError as error:
+            kinds = getattr(self.model, "user_attribute_kinds", dict)()
+            raise ColdStartInputError(
+                f"the user attributes could not be encoded: a value does not fit its attribute's kind "
+                f"(this model encodes {kinds})"
+            ) from error
 
     def fold_in(self, items: np.ndarray) -> np.ndarray:
         """The vector of a new user who interacted with the item indices ``items``.

@@ -7,6 +7,7 @@ __all__ = [
     "ArtifactError",
     "ArtifactIntegrityError",
     "ArtifactVersionError",
+    "ColdStartInputError",
     "UnknownIdError",
 ]
 
@@ -26,6 +27,10 @@ class ArtifactVersionError(ArtifactError):
 
 class ArtifactCapabilityError(ArtifactError):
     """The loaded model cannot do what was asked (e.g. similar items without item vectors)."""
+
+
+class ColdStartInputError(ArtifactError, ValueError):
+    """A new user's attributes do not fit what the model's cold-start scorer encodes."""
 
 
 class UnknownIdError(ArtifactError, KeyError):

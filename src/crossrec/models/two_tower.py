@@ -12,11 +12,12 @@ The fitted encoders, tower weights, encoded inputs and final vectors are saved i
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Self
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 import torch
 from torch import nn
@@ -365,6 +366,78 @@ class TwoTower(EmbeddingRecommender):
         tower = self.towers_[side].eval()
         with torch.no_grad():
             return tower(**_SideData(encoded, None).tensors(len(features))).numpy().astype(np.float32)
+
+    def user_attribute_kinds(self) -> dict[str, str]:
+        """Attribute name -> kind (``"category"``, ``"number"``, ...) that the user tower encodes and
+        that :meth:`score_cold_users` accepts; empty when users are not embedded from attributes."""
+        self._check_fitted()
+        encoders = self.encoders_["user"]
+        return {} if encoders is None or not self._user_tower_used() else encoders.kinds
+
+    def score_cold_users(
+        self, interactions: sp.csr_matrix, attributes: Sequence[Mapping[str, Any]] | None = None
+    ) -> np.ndarray:
+        """Scores of users the model was not trained on, from their attributes and/or items.
+
+        This is the cold-start scorer that artifacts and the HTTP service use
+        (:class:`crossrec.artifacts.ColdStartModel`). Per user, the first that applies:
+
+        1. attributes, when the user tower encodes attributes (:meth:`user_attribute_kinds`): the tower
+           embeds the user from them alone, the ID replaced by its learned missing vector (what ID
+           dropout trains); a known attribute the user lacks counts as missing;
+        2. items: the user folded in from their items' vectors (the least-squares fit of
+           :func:`crossrec.transfer.warm_start.fold_in_users`; the mean for models transferred with
+           ``user_representation="mean"``);
+        3. neither: the mean vector of the training users.
+
+        Parameters
+        ----------
+        interactions
+            ``(n_new_users, n_items)`` items each new user interacted with.
+        attributes
+            One mapping per new user (or ``None``).
+
+        Raises
+        ------
+        FeatureSchemaError
+            For attribute names the user tower does not encode (the message names them, never values).
+        FeatureValueError
+            For a value its attribute's kind cannot hold (e.g. text for a number).
+        """
+        self._check_fitted()
+        interactions = sp.csr_matrix(interactions, dtype=np.float32)
+        n_users = interactions.shape[0]
+        if interactions.shape[1] != self.n_items_:
+            raise ValueError(f"interactions have {interactions.shape[1]} items, the model {self.n_items_}")
+        attributes = [dict(a or {}) for a in attributes] if attributes is not None else [{}] * n_users
+        if len(attributes) != n_users:
+            raise ValueError(f"{len(attributes)} attribute mappings for {n_users} users")
+        kinds = self.user_attribute_kinds()
+        users = np.empty((n_users, self.item_vectors_.shape[1]), dtype=np.float32)
+        by_attributes = np.array([bool(kinds) and bool(a) for a in attributes], dtype=bool)
+        if by_attributes.any():
+            unknown = sorted({str(name) for a in attributes for name in a} - set(kinds))
+            if unknown:
+                raise FeatureSchemaError(
+                    f"unknown user attributes {unknown}: this model's user tower encodes {kinds}"
+                )
+            rows = np.flatnonzero(by_attributes)
+            frame = pd.DataFrame(
+                {c: pd.Series([attributes[r].get(c) for r in rows], dtype=object) for c in kinds}
+            )
+            table = FeatureTable(
+                frame, kinds, np.array([f"new user {r}" for r in rows], dtype=object), "user"
+            )
+            users[rows] = self.encode_users(table)
+        rest = np.flatnonzero(~by_attributes)
+        if len(rest):
+            history = interactions[rest]
+            has_items = np.diff(history.indptr) > 0
+            users[rest] = self.user_vectors_.mean(axis=0)
+            if has_items.any():
+                mode = "mean" if self.user_mode_ == "mean" else "fold_in"
+                users[rest[has_items]] = _users_from_history(self.item_vectors_, history[has_items], mode)
+        return users @ self.item_vectors_.T
 
     def transfer(
         self,

@@ -19,7 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.security import APIKeyHeader
 
 from crossrec import __version__
-from crossrec.artifacts import Artifact, ArtifactError, Recommendations
+from crossrec.artifacts import Artifact, ArtifactError, ColdStartInputError, Recommendations
 from crossrec.serving._json import json_response as _json
 from crossrec.serving.holder import LoadedModel, ModelHolder
 from crossrec.serving.middleware import AccessLogMiddleware, BodySizeLimitMiddleware
@@ -143,6 +143,10 @@ def create_app(
     async def artifact_error(request: Request, error: ArtifactError) -> Response:
         return _json({"detail": str(error)}, 409)
 
+    @app.exception_handler(ColdStartInputError)
+    async def cold_start_input_error(request: Request, error: ColdStartInputError) -> Response:
+        return _json({"detail": str(error)}, 422)  # names attributes and kinds, never a value
+
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, error: RequestValidationError) -> Response:
         # not FastAPI's default: it echoes the input (user attributes, undecodable bytes, NaN)
@@ -198,11 +202,15 @@ def create_app(
         "/v1/recommendations",
         response_model=RecommendationResponse,
         dependencies=protected,
+        responses={
+            422: {"model": ErrorResponse, "description": "Bad body, or attributes the model cannot encode."}
+        },
         tags=["recommendations"],
     )
     async def recommend_new_user(body: ColdStartRequest) -> Response:
         """Top-K for a user the model was not trained on, from the items they interacted with
-        and/or their attributes. ``path`` says how: ``features`` (the model's cold-start scorer),
+        and/or their attributes. ``path`` says how: ``features`` (the model's cold-start scorer, e.g. a
+        two-tower model embedding the user from the attributes its user tower encodes),
         ``fold_in`` (embedding models: the user folded in from their items' vectors),
         ``item_item`` (summed item-item rows) or ``popularity`` (nothing else applied)."""
         served = holder.current.artifact
