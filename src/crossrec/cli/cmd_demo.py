@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import shlex
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from crossrec.cli._app import app
-from crossrec.data.builtin import DatasetUnavailableError
-from crossrec.pipelines.demo import REPORT_METRICS, DemoConfig, DemoResult, run_demo
+
+if TYPE_CHECKING:
+    from crossrec.pipelines.demo import DemoResult
 
 
 @app.command()
@@ -26,6 +28,9 @@ def demo(
     progress: bool = typer.Option(True, help="Show progress bars."),
 ) -> None:
     """Target-only baselines vs. source-pretrained transfer on movielens-cdr (ML-1M -> ML-100K)."""
+    from crossrec.data.builtin import DatasetUnavailableError  # heavy imports wait for the command
+    from crossrec.pipelines.demo import DemoConfig, run_demo
+
     console = Console()
     config = DemoConfig(
         data_dir=data_dir, runs_dir=runs_dir, seed=seed, max_users=max_users, epochs=epochs, progress=progress
@@ -59,6 +64,8 @@ def demo(
 
 
 def _metrics_table(result: DemoResult) -> Table:
+    from crossrec.pipelines.demo import REPORT_METRICS
+
     table = Table(title="movielens-cdr ML-1M -> ML-100K: test, full ranking, @10")
     table.add_column("model", no_wrap=True)
     for metric in REPORT_METRICS:

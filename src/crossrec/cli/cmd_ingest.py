@@ -9,10 +9,6 @@ from rich.console import Console
 from rich.markup import escape
 
 from crossrec.cli._app import app
-from crossrec.data.bundle import BundleError
-from crossrec.data.errors import IngestError
-from crossrec.data.ingestion import ingest as run_ingest
-from crossrec.data.report import funnel_table, links_table, rejects_table
 
 
 @app.command()
@@ -33,6 +29,11 @@ def ingest(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the bundle path."),
 ) -> None:
     """Read, clean, link and unify the declared sources into BUNDLE (Parquet tables + manifest.json)."""
+    from crossrec.data.bundle import BundleError  # heavy imports (DuckDB, Arrow) wait for the command
+    from crossrec.data.errors import IngestError
+    from crossrec.data.ingestion import ingest as run_ingest
+    from crossrec.data.report import funnel_table, links_table, rejects_table
+
     console = Console()
     errors = Console(stderr=True)
     try:

@@ -13,16 +13,14 @@ import html
 import io
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
-from matplotlib.figure import Figure
 
 from crossrec.evaluation.slices import bucket_order
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = ["render_report"]
 
@@ -37,10 +35,20 @@ pre{background:#f7f7f7;padding:1rem;overflow:auto;font-size:.8rem}
 """
 
 
+def _pyplot() -> Any:
+    """matplotlib's pyplot on the non-interactive Agg backend, imported when a chart is drawn."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
 def _png(figure: Figure) -> str:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
-    plt.close(figure)
+    _pyplot().close(figure)
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
@@ -77,7 +85,7 @@ def _metric_bars(results: Mapping[str, Any]) -> Figure | None:
     metrics, ks = results["metrics"], results["ks"]
     if not metrics:
         return None
-    figure, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics), 3.2), squeeze=False)
+    figure, axes = _pyplot().subplots(1, len(metrics), figsize=(3.2 * len(metrics), 3.2), squeeze=False)
     width = 0.8 / max(1, len(models))
     for axis, metric in zip(axes[0], metrics, strict=True):
         for m, (name, model) in enumerate(models.items()):
@@ -107,7 +115,7 @@ def _learning_curves(curves: Mapping[str, Sequence[Mapping[str, float]]]) -> Fig
     if not curves:
         return None
     keys = sorted({key for points in curves.values() for p in points for key in p if key != "epoch"})
-    figure, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3.2), squeeze=False)
+    figure, axes = _pyplot().subplots(1, len(keys), figsize=(4 * len(keys), 3.2), squeeze=False)
     for axis, key in zip(axes[0], keys, strict=True):
         for name, points in curves.items():
             xs = [p.get("epoch", i) for i, p in enumerate(points) if key in p]
@@ -131,7 +139,7 @@ def _activity(results: Mapping[str, Any], metric: str) -> Figure | None:
         return None
     names = list(per_model)
     panels = 2 if len(names) > 1 else 1
-    figure, axes = plt.subplots(1, panels, figsize=(6 * panels, 3.4), squeeze=False)
+    figure, axes = _pyplot().subplots(1, panels, figsize=(6 * panels, 3.4), squeeze=False)
     width = 0.8 / len(names)
     x = np.arange(len(labels))
     for m, name in enumerate(names):
@@ -167,7 +175,7 @@ def _coverage_popularity(
     k = max(results["ks"]) if results["ks"] else None
     if k is None:
         return None
-    figure, axes = plt.subplots(1, 2, figsize=(11, 3.4), squeeze=False)
+    figure, axes = _pyplot().subplots(1, 2, figsize=(11, 3.4), squeeze=False)
     names = list(models)
     x = np.arange(len(names))
     for offset, key in ((-0.2, f"coverage@{k}"), (0.2, f"gini@{k}")):
@@ -292,7 +300,7 @@ def _ablation(results: Mapping[str, Any]) -> Figure | None:
     values = np.array([float(r["contribution"]) for r in rows])
     low = values - np.array([float(r.get("ci_low", r["contribution"])) for r in rows])
     high = np.array([float(r.get("ci_high", r["contribution"])) for r in rows]) - values
-    figure, axis = plt.subplots(figsize=(6, 0.4 * len(rows) + 1.2))
+    figure, axis = _pyplot().subplots(figsize=(6, 0.4 * len(rows) + 1.2))
     axis.barh(names, values, xerr=np.vstack([low, high]), color="#4c72b0", capsize=3)
     axis.axvline(0, color="black", linewidth=0.8)
     axis.set_xlabel("contribution (full - masked)")

@@ -8,7 +8,6 @@ user), so the variation between users is paired out.
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
 
 __all__ = ["bootstrap_mean_ci", "holm", "paired_bootstrap_ci", "wilcoxon_p"]
 
@@ -74,6 +73,8 @@ def wilcoxon_p(a: np.ndarray, b: np.ndarray) -> float:
     difference = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
     if not np.any(difference != 0):
         return 1.0
+    from scipy import stats  # scipy.stats takes ~0.5 s to import: only when a test is run
+
     return float(stats.wilcoxon(difference, zero_method="wilcox", alternative="two-sided").pvalue)
 
 
