@@ -183,3 +183,16 @@ def test_concurrent_callers_get_their_own_exact_results() -> None:
         thread.join()
     for i in range(6):
         assert np.array_equal(results[i], reference_top_k(scores[i], 20))
+
+
+@pytest.mark.parametrize("offset", [-3.0, -0.9, -0.8, 0.0])
+def test_factor_top_k_is_exact_when_the_best_scores_are_negative_or_near_zero(offset: float) -> None:
+    # every score negative (offset -3), or the top scores straddling zero: the raw-bits fast path
+    # cannot decide these rows, the order-preserving-key path must
+    rng = np.random.default_rng(11)
+    users = np.abs(rng.standard_normal((200, 8))).astype(np.float32)
+    items = (0.1 * rng.standard_normal((6_000, 8)) + offset / 8).astype(np.float32)
+    exclude = random_exclusion(200, 6_000, 0.01, seed=4)
+    _, found, _ = FactorScorer(users, items).top_k(np.arange(200), 50, exclude)
+    exact = users.astype(np.float64) @ items.T.astype(np.float64)
+    assert np.array_equal(found, reference_top_k(exact, 50, exclude))

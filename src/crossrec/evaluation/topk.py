@@ -312,7 +312,7 @@ def _factor_kernel(
                 key = _kth_largest(block_max, k, -32768, 32767)
                 if key >= 0:
                     threshold, exact_low = _candidate_bounds(key, error, bits, as_float)
-                if key < 0 or threshold < 0:  # negative scores matter: order-preserving keys
+                if key < 0 or threshold <= 0:  # scores <= 0 matter (-0.0 is raw -32768): ordered keys
                     _to_keys(row)
                     _strided_max(row, n_blocks, size, block_max)
                     key = _kth_largest(block_max, k, -32768, 32767)
