@@ -12,7 +12,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from crossrec.evaluation import evaluate_ranking
-from crossrec.evaluation.topk import FactorScorer, NaNScoresError, bf16_input_error, dense_top_k
+from crossrec.evaluation.topk import (
+    FactorScorer,
+    NaNScoresError,
+    bf16_input_error,
+    dense_top_k,
+    set_kernel_threads,
+)
 from crossrec.models.mf import BPRMF
 
 
@@ -196,3 +202,19 @@ def test_factor_top_k_is_exact_when_the_best_scores_are_negative_or_near_zero(of
     _, found, _ = FactorScorer(users, items).top_k(np.arange(200), 50, exclude)
     exact = users.astype(np.float64) @ items.T.astype(np.float64)
     assert np.array_equal(found, reference_top_k(exact, 50, exclude))
+
+
+def test_serial_kernels_give_the_parallel_results() -> None:
+    rng = np.random.default_rng(8)
+    scores = rng.standard_normal((300, 5_000)).astype(np.float32)
+    users = rng.standard_normal((300, 16)).astype(np.float32)
+    items = rng.standard_normal((5_000, 16)).astype(np.float32)
+    parallel = dense_top_k(scores.copy(), 20)[1], FactorScorer(users, items).top_k(np.arange(300), 20)[1]
+    set_kernel_threads(1)
+    try:
+        serial = dense_top_k(scores.copy(), 20)[1], FactorScorer(users, items).top_k(np.arange(300), 20)[1]
+    finally:
+        set_kernel_threads(None)
+    assert all(np.array_equal(a, b) for a, b in zip(parallel, serial, strict=True))
+    with pytest.raises(ValueError, match="at least 1"):
+        set_kernel_threads(0)

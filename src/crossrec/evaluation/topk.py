@@ -46,7 +46,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-__all__ = ["FactorScorer", "NaNScoresError", "bf16_input_error", "dense_top_k"]
+__all__ = ["FactorScorer", "NaNScoresError", "bf16_input_error", "dense_top_k", "set_kernel_threads"]
 
 _LOCK = threading.Lock()
 _DENSE_BLOCK = 32  # items per strided block of float32 scores
@@ -59,6 +59,25 @@ _NO_FASTMATH_NANS = {"reassoc", "nsz", "contract", "arcp", "afn"}
 
 class NaNScoresError(ValueError):
     """The scorer returned NaN."""
+
+
+_kernel_threads: int | None = None  # None: numba's thread count (NUMBA_NUM_THREADS, default all cores)
+
+
+def set_kernel_threads(threads: int | None) -> None:
+    """Threads of the top-k kernels: ``1`` runs them serially without starting numba's thread pool
+    (data-parallel ranks use their ``num_threads``, one by default); ``None`` restores numba's count."""
+    global _kernel_threads
+    if threads is not None and threads < 1:
+        raise ValueError(f"threads must be at least 1, got {threads}")
+    _kernel_threads = threads
+
+
+def _threads() -> int:
+    if _kernel_threads == 1:
+        return 1
+    count = nb.get_num_threads()  # starts numba's thread pool
+    return count if _kernel_threads is None else min(count, _kernel_threads)
 
 
 def _block_size(n_items: int, k: int, largest: int) -> int:
@@ -147,10 +166,9 @@ def _write_best(cand_values, cand_items, count, k, packed, out_values, out_items
 # --- dense float32 scores -----------------------------------------------------------------------
 
 
-@nb.njit(parallel=True, cache=True)
-def _dense_kernel(
+def _dense_rows(
     scores, k, size, ex_ptr, ex_items, out_values, out_items, nan_rows, threads
-):  # pragma: no cover - compiled
+):  # pragma: no cover - compiled (see _DENSE_KERNELS)
     n_rows, n_items = scores.shape
     n_blocks = n_items // size
     n_chunks = max(1, min(threads, n_rows))
@@ -201,6 +219,9 @@ def _dense_kernel(
             _write_best(cand_values, cand_items, count, k, packed, out_values[r], out_items[r])
 
 
+_DENSE_KERNELS = (nb.njit(cache=True)(_dense_rows), nb.njit(parallel=True, cache=True)(_dense_rows))
+
+
 def dense_top_k(
     scores: np.ndarray | torch.Tensor, k: int, exclude: sp.csr_matrix | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -228,7 +249,8 @@ def dense_top_k(
     if n_rows and n_items:
         size = _block_size(n_items, k, _DENSE_BLOCK)
         with _LOCK:
-            _dense_kernel(array, k, size, ex_ptr, ex_items, values, items, nan_rows, nb.get_num_threads())
+            threads = _threads()
+            _DENSE_KERNELS[threads > 1](array, k, size, ex_ptr, ex_items, values, items, nan_rows, threads)
     elif n_rows:
         values[:], items[:] = -np.inf, -1
     if nan_rows.any():
@@ -281,11 +303,10 @@ def _to_keys(row):  # pragma: no cover - compiled
         row[j] = raw ^ ((raw >> 15) & 0x7FFF)
 
 
-@nb.njit(parallel=True, cache=True)
-def _factor_kernel(
+def _factor_rows(
     approx, user_factors, item_factors, input_error, k, size, ex_ptr, ex_items, out_values, out_items,
     rescored, threads,
-):  # fmt: skip  # pragma: no cover - compiled
+):  # fmt: skip  # pragma: no cover - compiled (see _FACTOR_KERNELS)
     n_rows, n_items = approx.shape
     n_blocks = n_items // size
     n_chunks = max(1, min(threads, n_rows))
@@ -346,6 +367,9 @@ def _factor_kernel(
                     count += 1
             rescored[r] = n_ids
             _write_best(cand_values, cand_items, count, k, packed, out_values[r], out_items[r])
+
+
+_FACTOR_KERNELS = (nb.njit(cache=True)(_factor_rows), nb.njit(parallel=True, cache=True)(_factor_rows))
 
 
 def bf16_input_error(user_factors: np.ndarray, item_factors: np.ndarray) -> np.ndarray:
@@ -442,8 +466,9 @@ class FactorScorer:
         n_rescored = np.zeros(n_users, np.int64)
         if n_users:
             size = _block_size(self.n_items, k, _KEY_BLOCK)
+            threads = _threads()
             with _LOCK:
-                _factor_kernel(
+                _FACTOR_KERNELS[threads > 1](
                     approx.view(torch.int16).numpy(),
                     self.user_factors[users],
                     self.item_factors,
@@ -455,6 +480,6 @@ class FactorScorer:
                     values,
                     items,
                     n_rescored,
-                    nb.get_num_threads(),
+                    threads,
                 )
         return values, items, n_rescored

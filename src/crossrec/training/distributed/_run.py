@@ -13,6 +13,7 @@ import torch
 import torch.distributed as dist
 
 from crossrec.data.arrays import InteractionArrays
+from crossrec.evaluation.topk import set_kernel_threads
 from crossrec.training.distributed._config import DistributedResult, DistributedTrainConfig
 from crossrec.training.distributed._context import RankContext, all_sum
 from crossrec.training.distributed._data import open_item_features, open_parts
@@ -59,6 +60,8 @@ def run_rank(config: DistributedTrainConfig, context: RankContext | None = None)
     """
     context = context or RankContext.from_environment(config.backend)
     torch.set_num_threads(config.num_threads)
+    if context.distributed:  # the evaluation kernels use the rank's threads too, not every core
+        set_kernel_threads(config.num_threads)
     try:
         return _run(config, context)
     finally:
