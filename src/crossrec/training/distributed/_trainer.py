@@ -26,27 +26,21 @@ class DataParallelTrainer(Protocol):
 
     def restore(self, folder: Path) -> None:
         """Load the state written by :meth:`save` into this replica."""
-        ...
 
     def synchronise(self) -> None:
         """Make every replica equal to rank 0's (and set up gradient communication)."""
-        ...
 
     def train_epoch(self, epoch: int) -> EpochStats:
         """Walk this rank's parts of the epoch's global batches, updating the replica after each step.
 
         Returns the data loss summed over this rank's interactions and their number.
         """
-        ...
 
     def vectors(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Current final user and item vectors (their dot products are the scores)."""
-        ...
 
     def save(self, folder: Path) -> None:
         """Write the replica's weights and optimizer state into ``folder`` (each file atomically)."""
-        ...
 
     def fitted_model(self) -> Recommender:
         """The trained model, ready for :meth:`~crossrec.models.base.Recommender.save`."""
-        ...
