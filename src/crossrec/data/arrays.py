@@ -399,6 +399,8 @@ def split_arrays(
     overwrite
         Replace existing part folders.
     """
+    from crossrec.evaluation.splits import ratio_parts  # evaluation imports data: import on use
+
     if len(ratios) != 3 or min(ratios) < 0 or not np.isclose(sum(ratios), 1.0):
         raise ValueError(f"ratios must be three non-negative numbers summing to 1, got {ratios}")
     folder = Path(folder)
@@ -428,15 +430,7 @@ def split_arrays(
             order = np.lexsort((rng.random(len(users)), users))
             first = np.searchsorted(users, users, side="left")
             rank = np.arange(len(users)) - first  # position within the user's shuffled rows
-            n = counts[users]
-            n_valid = np.floor(ratios[1] * n).astype(np.int64)
-            n_test = np.floor(ratios[2] * n).astype(np.int64)
-            n_train = n - n_valid - n_test
-            for ratio, size in ((ratios[2], n_test), (ratios[1], n_valid)):
-                bump = (n_train > 1) & (ratio * n > 0) & (ratio * n < 1)
-                size += bump
-                n_train -= bump
-            part = np.where(rank < n_train, 0, np.where(rank < n_train + n_valid, 1, 2))
+            part = ratio_parts(rank, counts[users], ratios)
             for code, name in enumerate(("train", "valid", "test")):
                 rows = np.sort(order[part == code])
                 writers[name].append(users[rows], items[rows], None if times is None else times[rows])

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -199,6 +200,22 @@ def _time_or_noise(interactions: Interactions, rng: np.random.Generator, by_time
     return key
 
 
+def ratio_parts(rank: np.ndarray, n: np.ndarray, ratios: Sequence[float]) -> np.ndarray:
+    """Part code (0 train, 1 valid, 2 test) of each row, from its position ``rank`` among its user's
+    shuffled rows and the user's row count ``n``, with RecBole's "RO" rounding: floor sizes for
+    validation and test, and a part with ``0 < ratio * n < 1`` gets one row taken from training (test
+    first, then validation) while training keeps more than one. Shared by :func:`random_split` and the
+    out-of-core :func:`crossrec.data.arrays.split_arrays`."""
+    n_valid = np.floor(ratios[1] * n).astype(np.int64)
+    n_test = np.floor(ratios[2] * n).astype(np.int64)
+    n_train = n - n_valid - n_test
+    for ratio, size in ((ratios[2], n_test), (ratios[1], n_valid)):
+        bump = (n_train > 1) & (ratio * n > 0) & (ratio * n < 1)
+        size += bump
+        n_train -= bump
+    return np.where(rank < n_train, 0, np.where(rank < n_train + n_valid, 1, 2))
+
+
 def random_split(
     interactions: Interactions,
     n_users: int,
@@ -219,16 +236,7 @@ def random_split(
     rng = np.random.default_rng(seed)
     order, rank = _rank_within_user(interactions.user, rng.random(len(interactions)), n_users)
     n = np.bincount(interactions.user, minlength=n_users)[interactions.user[order]]
-    n_valid = np.floor(ratios[1] * n).astype(np.int64)
-    n_test = np.floor(ratios[2] * n).astype(np.int64)
-    n_train = n - n_valid - n_test
-    # RecBole gives a part with 0 < ratio * n < 1 one interaction taken from training, test
-    # first, then validation, while training keeps more than one.
-    for ratio, size in ((ratios[2], n_test), (ratios[1], n_valid)):
-        bump = (n_train > 1) & (ratio * n > 0) & (ratio * n < 1)
-        size += bump
-        n_train -= bump
-    part = np.where(rank < n_train, 0, np.where(rank < n_train + n_valid, 1, 2))
+    part = ratio_parts(rank, n, ratios)
     train, valid, test = (interactions.take(order[part == k]) for k in range(3))
     return Split(
         train,
