@@ -31,6 +31,7 @@ demo: $(STAMP)
 lint: $(TSTAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/lint-imports
 
 test: $(TSTAMP) lint
 	$(BIN)/python -m pytest

@@ -24,10 +24,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _amazon import load_amazon_pair
 from _common import print_table, write_results
 
-from crossrec.evaluation.ranking import evaluate_ranking
-from crossrec.evaluation.significance import paired_bootstrap_ci
-from crossrec.evaluation.splits import Split, random_split
+from crossrec.metrics.ranking import evaluate_ranking
+from crossrec.metrics.significance import paired_bootstrap_ci
 from crossrec.models import BPRMF, ItemKNN, Recommender
+from crossrec.splitting.splits import Split, random_split
 from crossrec.transfer import (
     Joint,
     Mapping,

@@ -29,8 +29,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import print_table, write_results
 
-from crossrec.evaluation.ranking import DEFAULT_METRICS, evaluate_ranking
-from crossrec.evaluation.topk import FactorScorer
+from crossrec.metrics.ranking import DEFAULT_METRICS, evaluate_ranking
+from crossrec.ranking.topk import FactorScorer
 
 
 def random_matrix(n_users: int, n_items: int, per_user: int, rng: np.random.Generator) -> sp.csr_matrix:

@@ -23,10 +23,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import print_table, write_results
 
 from crossrec.data.builtin import load_movielens_cdr
-from crossrec.evaluation.ranking import evaluate_ranking
-from crossrec.evaluation.significance import paired_bootstrap_ci
-from crossrec.evaluation.splits import random_split
+from crossrec.metrics.ranking import evaluate_ranking
+from crossrec.metrics.significance import paired_bootstrap_ci
 from crossrec.models import BPRMF, EASE, ItemKNN, LightGCN, Popularity, Recommender
+from crossrec.splitting.splits import random_split
 from crossrec.transfer import (
     FineTune,
     Joint,

@@ -30,10 +30,11 @@ from _common import print_table, write_results
 
 from crossrec.data.builtin import load_movielens_cdr
 from crossrec.evaluation import evaluate_ranking, paired_bootstrap_ci
-from crossrec.features import FeatureTable, ItemColdSplit, item_cold_start_split
+from crossrec.features import FeatureTable
 from crossrec.models.mf import BPRMF
 from crossrec.models.popularity import Popularity
 from crossrec.models.two_tower import TwoTower
+from crossrec.splitting import ItemColdSplit, item_cold_start_split
 from crossrec.transfer.content import content_transfer
 
 SETTINGS = ("warm", "cold")

@@ -61,7 +61,7 @@ def _phase_train(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
     from crossrec.data.arrays import materialize_domain, split_arrays
-    from crossrec.training.distributed import _evaluation_users, evaluate_tables
+    from crossrec.distributed import _evaluation_users, evaluate_tables
     from crossrec.training.fast_bpr import BPRTables, FastBPRConfig, PositiveFilter, run_epoch
 
     torch.set_num_threads(args.threads)

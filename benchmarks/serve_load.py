@@ -2,7 +2,7 @@
 
 1. The model: ``--artifact DIR`` (e.g. the one ``crossrec demo`` saved), otherwise BPR-MF
    pretrained on the source (ML-1M), warm-started on the target (ML-100K) and fine-tuned exactly
-   as in :mod:`crossrec.pipelines.demo`, saved to ``runs/serve_load/artifact`` (reused next time
+   as in :mod:`crossrec.experiment.demo`, saved to ``runs/serve_load/artifact`` (reused next time
    unless ``--retrain``).
 2. The server: ``python -m crossrec serve`` in its own process (one uvicorn worker, JSON access
    log to a file), on a free loopback port.
@@ -51,12 +51,13 @@ def train_transfer_artifact(folder: Path, *, epochs: int, seed: int = 2022) -> P
     """BPR-MF pretrained on ML-1M, warm start + fold-in on ML-100K, fine-tuned (the demo's recipe)."""
     from crossrec.artifacts import save_artifact
     from crossrec.data.builtin import load_movielens_cdr
-    from crossrec.evaluation.ranking import evaluate_ranking
-    from crossrec.evaluation.splits import random_split
+    from crossrec.metrics.ranking import evaluate_ranking
     from crossrec.models.embedding import EmbeddingInit
+    from crossrec.models.fold_in import fold_in_users
     from crossrec.models.mf import BPRMF
+    from crossrec.splitting.splits import random_split
     from crossrec.transfer.links import Links
-    from crossrec.transfer.warm_start import fold_in_users, warm_start_table
+    from crossrec.transfer.warm_start import warm_start_table
 
     source, target = load_movielens_cdr()
     split = random_split(target.interactions, target.n_users, target.n_items, seed=seed)
@@ -73,7 +74,7 @@ def train_transfer_artifact(folder: Path, *, epochs: int, seed: int = 2022) -> P
     init = EmbeddingInit(item=item_init, user=fold_in_users(item_init, train))
     model = BPRMF(**params).fit(train, valid, init=init)
     summary = evaluate_ranking(model.score, test, train + valid, ks=[10]).mean()
-    config = {"recipe": "bpr_mf+warm_start (crossrec.pipelines.demo)", "dataset": "movielens-cdr", **params}
+    config = {"recipe": "bpr_mf+warm_start (crossrec.experiment.demo)", "dataset": "movielens-cdr", **params}
     return save_artifact(
         folder,
         model,

@@ -25,8 +25,8 @@ import scipy.sparse as sp
 from crossrec.data.builtin import load_movielens_cdr
 from crossrec.data.domain import Domain
 from crossrec.evaluation import Split, evaluate_ranking
-from crossrec.evaluation.predefined import load_predefined_split
 from crossrec.models import BPRMF, EASE, LightGCN, Popularity, Recommender
+from crossrec.splitting.predefined import load_predefined_split
 from crossrec.transfer import TransferData, TransferNotPossibleError, TransferStrategy, make_strategy
 
 METRICS = ("recall", "ndcg", "mrr", "hit", "precision")

@@ -27,11 +27,11 @@ from crossrec.artifacts import (
     verify_artifact,
 )
 from crossrec.artifacts._manifest import sha256_file, write_manifest
-from crossrec.artifacts._topk import top_k_row, top_k_rows
 from crossrec.models.base import NotFittedError
+from crossrec.models.fold_in import fold_in_users
 from crossrec.models.item_based import ItemKNN
 from crossrec.models.mf import BPRMF
-from crossrec.transfer.warm_start import fold_in_users
+from crossrec.ranking import NaNScoresError, top_k
 from tests.artifacts.helpers import ToyFeatures, ToyItemItem, Trained, fit_on, hand_built_mf
 
 
@@ -323,23 +323,28 @@ def test_encoders_are_saved_and_come_back_with_their_state(tmp_path: Path) -> No
     assert artifact.metadata.encoders == ("user_numbers",)
 
 
-# -- top-K -------------------------------------------------------------------------------------
+# -- top-K (the ranking kernel artifacts share with evaluation) -------------------------------
 
 scores_strategy = arrays(
     np.float32,
     st.integers(1, 40),
-    elements=st.one_of(st.floats(-5, 5, width=32), st.just(-np.inf), st.just(np.nan)),
+    elements=st.one_of(st.floats(-5, 5, width=32), st.just(-np.inf)),
 )
 
 
 @settings(max_examples=200, deadline=None)
 @given(scores=scores_strategy, k=st.integers(1, 50))
 def test_top_k_returns_the_best_finite_items_in_order(scores: np.ndarray, k: int) -> None:
-    best = top_k_row(scores, k)
+    best, values = top_k(scores, k)
     finite = np.flatnonzero(np.isfinite(scores))
     expected = finite[np.lexsort((finite, -scores[finite]))][:k]
-    np.testing.assert_array_equal(scores[best], scores[expected])  # same values; ties may swap
-    assert len(best) == min(k, len(finite))
-    rows, values = top_k_rows(scores[None, :], k)
-    np.testing.assert_array_equal(values[0][: len(best)], scores[best])
-    assert (rows[0][len(best) :] == -1).all()
+    found = best[best >= 0]
+    np.testing.assert_array_equal(scores[found], scores[expected])  # same values; ties may swap
+    assert len(found) == min(k, len(finite))
+    np.testing.assert_array_equal(values[: len(found)], scores[found])
+    assert (best[len(found) :] == -1).all()
+
+
+def test_top_k_refuses_nan_scores() -> None:
+    with pytest.raises(NaNScoresError):
+        top_k(np.array([0.1, np.nan, 0.3], dtype=np.float32), 2)

@@ -10,7 +10,7 @@ import pytest
 
 from crossrec.data.vocabulary import Vocabulary
 from crossrec.evaluation import random_split
-from crossrec.evaluation.predefined import load_predefined_split
+from crossrec.splitting.predefined import load_predefined_split
 from tests.conftest import make_domain
 
 

@@ -12,14 +12,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from crossrec.evaluation import evaluate_ranking
-from crossrec.evaluation.topk import (
+from crossrec.models.mf import BPRMF
+from crossrec.ranking.topk import (
     FactorScorer,
     NaNScoresError,
     bf16_input_error,
     dense_top_k,
     set_kernel_threads,
 )
-from crossrec.models.mf import BPRMF
 
 
 def reference_top_k(scores: np.ndarray, k: int, exclude: sp.csr_matrix | None = None):

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 from crossrec.evaluation import evaluate_ranking
-from crossrec.features import FeatureTable, item_cold_start_split
+from crossrec.features import FeatureTable
 from crossrec.models.base import Recommender
 from crossrec.models.two_tower import TwoTower
+from crossrec.splitting import item_cold_start_split
 
 FAST = {
     "epochs": 15,

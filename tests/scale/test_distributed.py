@@ -10,8 +10,8 @@ import torch
 from typer.testing import CliRunner
 
 from crossrec.cli.main import app
+from crossrec.distributed import DistributedResult, DistributedTrainConfig, train_distributed
 from crossrec.models.base import Recommender
-from crossrec.training.distributed import DistributedResult, DistributedTrainConfig, train_distributed
 from crossrec.training.fast_bpr import FastBPRConfig
 
 # small and fast: fixed epochs, no early stopping (the 1-process run reaches the BPR-MF baseline's NDCG@10)

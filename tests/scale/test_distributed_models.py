@@ -12,16 +12,16 @@ from safetensors.torch import load_file
 from typer.testing import CliRunner
 
 from crossrec.cli.main import app
-from crossrec.models.base import Recommender
-from crossrec.models.lightgcn import LightGCN
-from crossrec.models.two_tower import TwoTower
-from crossrec.training.distributed import (
+from crossrec.distributed import (
     DistributedResult,
     DistributedTrainConfig,
     LightGCNTrainConfig,
     TwoTowerTrainConfig,
     train_distributed,
 )
+from crossrec.models.base import Recommender
+from crossrec.models.lightgcn import LightGCN
+from crossrec.models.two_tower import TwoTower
 
 # small and fast, but trained well past popularity (NDCG@10 0.118 on this split): on one process,
 # LightGCN reached 0.218 and the two-tower (item IDs + genres + year) 0.227

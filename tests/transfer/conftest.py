@@ -7,7 +7,7 @@ import pytest
 import scipy.sparse as sp
 
 from crossrec.data.interactions import Interactions
-from crossrec.evaluation.splits import Split
+from crossrec.splitting.splits import Split
 from crossrec.transfer import Links, SourceData, TransferData
 
 
@@ -68,7 +68,7 @@ def synthetic():
 def movielens_slice():
     """ML-1M -> ML-100K with sampled users (items linked by title); skips when the data is unavailable."""
     from crossrec.data.builtin import DatasetUnavailableError, load_movielens_cdr
-    from crossrec.evaluation.splits import random_split
+    from crossrec.splitting.splits import random_split
 
     try:
         source, target = load_movielens_cdr()
@@ -86,7 +86,7 @@ def amazon_slice(shared_data):
     """phone -> electronic from amazon-disencdr, 300 users linked by id (every user is in both)."""
     import pandas as pd
 
-    from crossrec.evaluation.splits import random_split
+    from crossrec.splitting.splits import random_split
 
     folder = shared_data / "amazon-disencdr"
     if not folder.is_dir():

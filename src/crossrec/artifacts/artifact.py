@@ -14,13 +14,14 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from crossrec.artifacts._topk import top_k_row, top_k_rows
 from crossrec.artifacts.errors import ArtifactCapabilityError, ColdStartInputError, UnknownIdError
 from crossrec.data.vocabulary import Vocabulary
 from crossrec.features.table import FeatureSchemaError
 from crossrec.models.base import Recommender
+from crossrec.models.fold_in import fold_in_users
 from crossrec.models.item_based import ItemSimilarityRecommender
-from crossrec.transfer.warm_start import fold_in_users
+from crossrec.ranking import recommend as rank_batch
+from crossrec.ranking import top_k
 
 __all__ = [
     "Artifact",
@@ -181,6 +182,7 @@ class Artifact:
         "_item_index",
         "_item_unit",
         "_item_vectors",
+        "_scorer",
         "_similarities",
         "_user_index",
         "encoders",
@@ -215,6 +217,7 @@ class Artifact:
         set_(self, "_user_index", _id_positions(users))
         set_(self, "_item_index", _id_positions(items))
         set_(self, "_item_ids", _read_only(items.ids))
+        set_(self, "_scorer", model.scorer())  # built once: a factor scorer precomputes its bounds
         vectors = model.item_vectors()
         unit = None
         if vectors is not None:
@@ -300,12 +303,23 @@ class Artifact:
             raise UnknownIdError("item", str(item_id)) from None
 
     def _ranked(
-        self, scores: np.ndarray, k: int, path: RecommendationPath, ignored: list[str] | None = None
+        self,
+        scores: np.ndarray,
+        k: int,
+        path: RecommendationPath,
+        ignored: list[str] | None = None,
+        user: int | None = None,
     ) -> Recommendations:
-        best = top_k_row(scores, k)
+        best, values = top_k(scores, k, users=None if user is None else np.array([user]))
+        return self._as_recommendations(best, values, path, ignored)
+
+    def _as_recommendations(
+        self, best: np.ndarray, values: np.ndarray, path: RecommendationPath, ignored: list[str] | None
+    ) -> Recommendations:
+        keep = best >= 0
         return Recommendations(
-            item_ids=self._item_ids[best].tolist(),
-            scores=scores[best].astype(np.float64).tolist(),
+            item_ids=self._item_ids[best[keep]].tolist(),
+            scores=values[keep].astype(np.float64).tolist(),
             path=path,
             ignored_items=ignored or [],
         )
@@ -326,12 +340,11 @@ class Artifact:
             The user is not in the model (use :meth:`recommend_cold`).
         """
         k = self._check_k(k)
-        user = self._user(user_id)
-        scores = np.asarray(self.model.score(np.array([user])), dtype=np.float32)[0]
-        if exclude_seen:
-            start, end = self.seen.indptr[user], self.seen.indptr[user + 1]
-            scores[self.seen.indices[start:end]] = -np.inf
-        return self._ranked(scores, k, "model")
+        users = np.array([self._user(user_id)])
+        best, values = rank_batch(
+            self._scorer, users, k, self.seen[users] if exclude_seen else None, n_items=len(self.items)
+        )
+        return self._as_recommendations(best[0], values[0], "model", None)
 
     def recommend_batch(
         self, user_ids: Iterable[str], k: int = 10, exclude_seen: bool = True, batch_size: int = 1024
@@ -352,19 +365,21 @@ class Artifact:
         indices = np.full((len(raw), min(k, len(self.items))), -1, dtype=np.int64)
         values = np.full(indices.shape, np.nan, dtype=np.float32)
         known = np.flatnonzero(positions >= 0)
-        for start in range(0, len(known), batch_size):
-            rows = known[start : start + batch_size]
-            users = positions[rows]
-            scores = np.asarray(self.model.score(users), dtype=np.float32)
-            if exclude_seen:
-                block = self.seen[users]
-                scores[np.repeat(np.arange(len(users)), np.diff(block.indptr)), block.indices] = -np.inf
-            indices[rows], values[rows] = top_k_rows(scores, k)
+        if len(known):
+            users = positions[known]
+            best, scores = rank_batch(
+                self._scorer,
+                users,
+                indices.shape[1],
+                self.seen[users] if exclude_seen else None,
+                n_items=len(self.items),
+                batch_size=batch_size,
+            )
+            indices[known], values[known] = best, np.where(best >= 0, scores, np.nan)
         unknown = np.flatnonzero(positions < 0)
         if len(unknown):
-            best = top_k_row(self.item_popularity, k)
-            indices[unknown[:, None], np.arange(len(best))] = best
-            values[unknown[:, None], np.arange(len(best))] = self.item_popularity[best]
+            best, scores = top_k(self.item_popularity, indices.shape[1])
+            indices[unknown], values[unknown] = best, np.where(best >= 0, scores, np.nan)
         rank = np.broadcast_to(np.arange(1, indices.shape[1] + 1), indices.shape)
         keep = (indices >= 0).ravel()
         path = np.where(positions >= 0, "model", "popularity")
@@ -390,7 +405,7 @@ class Artifact:
         The first path that applies is used: the model's own cold-start scorer (``features``,
         models implementing :class:`ColdStartModel`), folding the user in from their items'
         vectors (``fold_in``, embedding models, see
-        :func:`crossrec.transfer.warm_start.fold_in_users`), summing the item-item rows of their
+        :func:`crossrec.models.fold_in.fold_in_users`), summing the item-item rows of their
         items (``item_item``), and item popularity (``popularity``) when nothing else applies.
 
         Parameters
@@ -447,7 +462,7 @@ class Artifact:
     def fold_in(self, items: np.ndarray) -> np.ndarray:
         """The vector of a new user who interacted with the item indices ``items``.
 
-        The single-user case of :func:`crossrec.transfer.warm_start.fold_in_users` (same
+        The single-user case of :func:`crossrec.models.fold_in.fold_in_users` (same
         objective, same defaults), with the ``items x items`` Gram term computed once at load.
         """
         if self._fold_in_base is None:

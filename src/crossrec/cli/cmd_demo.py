@@ -13,7 +13,7 @@ from rich.table import Table
 from crossrec.cli._app import app
 
 if TYPE_CHECKING:
-    from crossrec.pipelines.demo import DemoResult
+    from crossrec.experiment.demo import DemoResult
 
 
 @app.command()
@@ -29,7 +29,7 @@ def demo(
 ) -> None:
     """Target-only baselines vs. source-pretrained transfer on movielens-cdr (ML-1M -> ML-100K)."""
     from crossrec.data.builtin import DatasetUnavailableError  # heavy imports wait for the command
-    from crossrec.pipelines.demo import DemoConfig, run_demo
+    from crossrec.experiment.demo import DemoConfig, run_demo
 
     console = Console()
     config = DemoConfig(
@@ -64,7 +64,7 @@ def demo(
 
 
 def _metrics_table(result: DemoResult) -> Table:
-    from crossrec.pipelines.demo import REPORT_METRICS
+    from crossrec.experiment.demo import REPORT_METRICS
 
     table = Table(title="movielens-cdr ML-1M -> ML-100K: test, full ranking, @10")
     table.add_column("model", no_wrap=True)

@@ -84,9 +84,9 @@ def _record_ablation(run_dir: Path, model_dir: Path | None) -> None:
     import json
 
     import crossrec.models.two_tower  # noqa: F401 - registers two_tower for loading
-    from crossrec.evaluation.splits import Split
-    from crossrec.features import ablate_modalities
+    from crossrec.evaluation.ablation import ablate_modalities
     from crossrec.models.base import Recommender
+    from crossrec.splitting.splits import Split
 
     if model_dir is None or not model_dir.is_dir():
         _fail(ValueError("--ablate-modalities needs --model DIR, the saved multi-modal model of this run"))

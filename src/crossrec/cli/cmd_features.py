@@ -92,7 +92,7 @@ def ablate(
     """Re-evaluate a saved model with each modality masked; report each one's contribution to NDCG@10."""
     import crossrec.models.two_tower  # noqa: F401 - registers the two_tower model for loading
     from crossrec.evaluation import Split
-    from crossrec.features import ablate_modalities, plot_ablation
+    from crossrec.evaluation.ablation import ablate_modalities, plot_ablation
     from crossrec.models.base import Recommender
 
     console = Console()

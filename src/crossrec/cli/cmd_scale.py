@@ -132,7 +132,7 @@ def train_distributed_command(
     torchrun --nnodes 2 --node-rank R --nproc-per-node 4 --rdzv-backend c10d --rdzv-endpoint HOST:29400
     -m crossrec train-distributed --bundle BUNDLE -o RUN
     """
-    from crossrec.training.distributed import (
+    from crossrec.distributed import (
         DATA_PARALLEL_MODELS,
         DistributedTrainConfig,
         run_rank,

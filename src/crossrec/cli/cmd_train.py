@@ -62,7 +62,7 @@ def train(
 
     With ``--nproc N`` (or when started by ``torchrun ... -m crossrec train``) a ``bpr_mf``, ``lightgcn``
     or ``two_tower`` experiment is trained data-parallel by
-    :func:`crossrec.training.distributed.train_distributed` (fixed epochs, no early stopping).
+    :func:`crossrec.distributed.train_distributed` (fixed epochs, no early stopping).
     """
     if nproc is not None or int(os.environ.get("WORLD_SIZE", "1")) > 1:
         _run_distributed(experiment, nproc or 1)
@@ -85,14 +85,14 @@ def _run_distributed(experiment: Path, nproc: int) -> None:
     """``crossrec train EXPERIMENT --nproc N``: map the experiment onto a data-parallel run."""
     from pydantic import ValidationError
 
-    from crossrec.experiment.config import ExperimentFileError, load_experiment
-    from crossrec.training.distributed import (
+    from crossrec.distributed import (
         DATA_PARALLEL_MODELS,
         DistributedTrainConfig,
         LightGCNTrainConfig,
         TwoTowerTrainConfig,
         train_distributed,
     )
+    from crossrec.experiment.config import ExperimentFileError, load_experiment
     from crossrec.training.fast_bpr import FastBPRConfig
 
     settings_classes = {

@@ -30,6 +30,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import scipy.sparse as sp
 
+from crossrec.data._ratios import ratio_parts
 from crossrec.data.errors import BundleError
 from crossrec.data.interactions import Interactions
 from crossrec.data.vocabulary import Vocabulary
@@ -399,8 +400,6 @@ def split_arrays(
     overwrite
         Replace existing part folders.
     """
-    from crossrec.evaluation.splits import ratio_parts  # evaluation imports data: import on use
-
     if len(ratios) != 3 or min(ratios) < 0 or not np.isclose(sum(ratios), 1.0):
         raise ValueError(f"ratios must be three non-negative numbers summing to 1, got {ratios}")
     folder = Path(folder)

@@ -1,5 +1,9 @@
-"""Evaluation a researcher can trust: seeded splits, full-ranking metrics (RecBole definitions),
-beyond-accuracy metrics, slices, paired significance tests, and self-contained run reports.
+"""Evaluation a researcher can trust: a model's per-user metrics on a split's part (full ranking,
+RecBole's definitions), beyond-accuracy metrics, slices, paired significance tests, modality
+ablation, run folders and self-contained reports.
+
+The splits (:mod:`crossrec.splitting`), the ranking kernel (:mod:`crossrec.ranking`) and the metric
+functions (:mod:`crossrec.metrics`) live in the layers below; their public names are re-exported here.
 
 Typical use::
 
@@ -8,16 +12,6 @@ Typical use::
     write_run("runs/mf", {"mf": evaluation}, split=split, config=config)
 """
 
-from crossrec.evaluation.beyond import (
-    average_popularity,
-    catalog_coverage,
-    gini_index,
-    head_items,
-    intra_list_diversity_categories,
-    intra_list_diversity_embeddings,
-    long_tail_share,
-    novelty,
-)
 from crossrec.evaluation.evaluate import (
     ModelEvaluation,
     RatingPredictor,
@@ -26,28 +20,36 @@ from crossrec.evaluation.evaluate import (
     evaluate_recommendations,
     model_intervals,
 )
-from crossrec.evaluation.metrics import (
-    ACCURACY_METRICS,
-    RATING_METRICS,
-    accuracy_metrics,
-    parse_metric_names,
-    rating_errors,
-)
-from crossrec.evaluation.ranking import (
-    DEFAULT_KS,
-    DEFAULT_METRICS,
-    FactorScorer,
-    RankingResult,
-    Scorer,
-    evaluate_ranking,
-    hit_matrix,
-    top_k,
-)
 from crossrec.evaluation.report import render_report
 from crossrec.evaluation.runs import RunData, compare_runs, load_run, reevaluate_run, write_run
-from crossrec.evaluation.significance import bootstrap_mean_ci, holm, paired_bootstrap_ci, wilcoxon_p
 from crossrec.evaluation.slices import DEFAULT_ACTIVITY_EDGES, activity_buckets, slice_table
-from crossrec.evaluation.splits import (
+from crossrec.metrics import (
+    ACCURACY_METRICS,
+    DEFAULT_KS,
+    DEFAULT_METRICS,
+    RATING_METRICS,
+    RankingResult,
+    accuracy_metrics,
+    average_popularity,
+    bootstrap_mean_ci,
+    catalog_coverage,
+    evaluate_ranking,
+    gini_index,
+    head_items,
+    hit_matrix,
+    holm,
+    intra_list_diversity_categories,
+    intra_list_diversity_embeddings,
+    long_tail_share,
+    novelty,
+    paired_bootstrap_ci,
+    parse_metric_names,
+    per_user_metric,
+    rating_errors,
+    wilcoxon_p,
+)
+from crossrec.ranking import FactorScorer, Scorer, top_k
+from crossrec.splitting import (
     PARTS,
     Split,
     cold_start_split,
@@ -94,6 +96,7 @@ __all__ = [
     "model_intervals",
     "novelty",
     "paired_bootstrap_ci",
+    "per_user_metric",
     "parse_metric_names",
     "predefined_split",
     "random_split",

@@ -17,12 +17,12 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from crossrec.evaluation import beyond
-from crossrec.evaluation.metrics import accuracy_metrics, parse_metric_names, rating_errors
-from crossrec.evaluation.ranking import DEFAULT_KS, DEFAULT_METRICS, Scorer, evaluate_ranking, hit_matrix
-from crossrec.evaluation.significance import bootstrap_mean_ci, holm, wilcoxon_p
 from crossrec.evaluation.slices import DEFAULT_ACTIVITY_EDGES, activity_buckets, slice_table
-from crossrec.evaluation.splits import Split
+from crossrec.metrics import beyond
+from crossrec.metrics.accuracy import accuracy_metrics, parse_metric_names, rating_errors
+from crossrec.metrics.ranking import DEFAULT_KS, DEFAULT_METRICS, Scorer, evaluate_ranking, hit_matrix
+from crossrec.metrics.significance import bootstrap_mean_ci, holm, wilcoxon_p
+from crossrec.splitting.splits import Split
 
 __all__ = [
     "ModelEvaluation",
@@ -115,7 +115,7 @@ def evaluate_model(
     ----------
     scorer
         User indices -> dense ``(n, n_items)`` scores; pass ``model.scorer()`` so that embedding
-        models are ranked by the faster exact :class:`~crossrec.evaluation.topk.FactorScorer` path.
+        models are ranked by the faster exact :class:`~crossrec.ranking.topk.FactorScorer` path.
     split
         The split; its training part gives item popularity and user activity.
     part

@@ -44,7 +44,7 @@ from crossrec.evaluation.evaluate import (
     model_intervals,
 )
 from crossrec.evaluation.report import render_report
-from crossrec.evaluation.splits import Split
+from crossrec.splitting.splits import Split
 
 __all__ = ["RunData", "compare_runs", "load_run", "reevaluate_run", "write_run"]
 
@@ -362,7 +362,7 @@ def reevaluate_run(
 
 
 def _is_accuracy(column: str) -> bool:
-    from crossrec.evaluation.metrics import ACCURACY_METRICS
+    from crossrec.metrics.accuracy import ACCURACY_METRICS
 
     return column.partition("@")[0] in ACCURACY_METRICS
 

@@ -16,16 +16,16 @@ import numpy as np
 from crossrec.data.domain import Domain
 from crossrec.evaluation.evaluate import ModelEvaluation, evaluate_model
 from crossrec.evaluation.runs import write_run
-from crossrec.evaluation.splits import (
+from crossrec.experiment.config import ExperimentConfig
+from crossrec.experiment.search import SearchResult, apply_params, tune
+from crossrec.models.base import Recommender, get_model_class
+from crossrec.splitting.splits import (
     Split,
     cold_start_split,
     leave_one_out_split,
     random_split,
     temporal_split,
 )
-from crossrec.experiment.config import ExperimentConfig
-from crossrec.experiment.search import SearchResult, apply_params, tune
-from crossrec.models.base import Recommender, get_model_class
 from crossrec.transfer.base import TransferData, make_strategy
 from crossrec.transfer.guard import AutoResult, GuardResult, auto_transfer, guarded_transfer
 from crossrec.transfer.links import Links

@@ -1,17 +1,14 @@
 """Multi-modal features: encoders for categories, tags, numbers, text and precomputed vectors,
 fitted on training data and saved with the model (safetensors + JSON, no pickle); towers that
-fuse modalities (concatenation, gates, attention) with modality dropout; item cold-start splits
-and modality ablation.
+fuse modalities (concatenation, gates, attention) with modality dropout. (Item cold-start splits live in
+:mod:`crossrec.splitting`, modality ablation in :mod:`crossrec.evaluation`.)
 
 Typical use::
 
     items = FeatureTable.from_domain(domain, "item")
     model = TwoTower(fusion="gated").fit(train, valid, item_features=items)
-    table = ablate_modalities(model, split)
 """
 
-from crossrec.features.ablation import MultiModalModel, ablate_modalities, plot_ablation
-from crossrec.features.cold_items import ItemColdSplit, item_cold_start_split
 from crossrec.features.encoders import (
     ENCODERS,
     KINDS,
@@ -65,9 +62,7 @@ __all__ = [
     "FeatureTable",
     "FeatureValueError",
     "GatedFusion",
-    "ItemColdSplit",
     "ModalitySpec",
-    "MultiModalModel",
     "NumberEncoder",
     "SentenceEncoder",
     "TagsEncoder",
@@ -75,13 +70,10 @@ __all__ = [
     "TfidfTextEncoder",
     "Tower",
     "VectorEncoder",
-    "ablate_modalities",
     "default_cache_dir",
     "encoder_from_state",
-    "item_cold_start_split",
     "make_encoder",
     "make_fusion",
-    "plot_ablation",
     "register_encoder",
     "vectors_from_npy",
     "vectors_from_parquet",

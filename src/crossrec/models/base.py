@@ -68,7 +68,7 @@ class Recommender(ABC):
 
     def scorer(self) -> Callable[[np.ndarray], np.ndarray]:
         """What evaluation should rank with: :meth:`score` here; dot-product models return a
-        :class:`~crossrec.evaluation.topk.FactorScorer`, which has an exact faster top-k."""
+        :class:`~crossrec.ranking.topk.FactorScorer`, which has an exact faster top-k."""
         return self.score
 
     def user_vectors(self) -> np.ndarray | None:

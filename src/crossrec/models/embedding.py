@@ -13,8 +13,8 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
-from crossrec.evaluation.topk import FactorScorer
 from crossrec.models.base import Recommender
+from crossrec.ranking.topk import FactorScorer
 from crossrec.training.trainer import TrainerConfig, TrainingHistory, Validation, train_embedding_model
 
 __all__ = ["EmbeddingInit", "EmbeddingRecommender"]
@@ -138,7 +138,7 @@ class EmbeddingRecommender(Recommender):
     def build_module(self, train: sp.csr_matrix) -> nn.Module:
         """The seeded, freshly initialised torch module that :meth:`fit` would train on ``train``.
 
-        For trainers outside :meth:`fit` (e.g. :mod:`crossrec.training.distributed`): train the module,
+        For trainers outside :meth:`fit` (e.g. :mod:`crossrec.distributed`): train the module,
         then hand it back with :meth:`adopt_module`.
         """
         return self._new_module(sp.csr_matrix(train))

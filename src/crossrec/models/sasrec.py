@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from crossrec.evaluation.ranking import evaluate_ranking
+from crossrec.metrics.ranking import evaluate_ranking
 from crossrec.models.base import register_model
 from crossrec.models.sequences import Sequences, SequentialRecommender
 

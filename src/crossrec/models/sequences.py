@@ -29,7 +29,7 @@ from crossrec.data.interactions import Interactions
 from crossrec.models.base import Recommender
 
 if TYPE_CHECKING:
-    from crossrec.evaluation.ranking import RankingResult
+    from crossrec.metrics.ranking import RankingResult
 
 __all__ = ["SequentialRecommender", "Sequences", "evaluate_next_items", "select_on_validation"]
 
@@ -265,7 +265,7 @@ def evaluate_next_items(
     :class:`~crossrec.evaluation.RankingResult` (per-user rows); ``exclude_history`` removes the items
     already in ``history`` from the rankings.
     """
-    from crossrec.evaluation.ranking import evaluate_ranking
+    from crossrec.metrics.ranking import evaluate_ranking
 
     if history.n_users != future.n_users or history.n_items != future.n_items:
         raise ValueError("history and future must cover the same users and items")

@@ -386,7 +386,7 @@ class TwoTower(EmbeddingRecommender):
            embeds the user from them alone, the ID replaced by its learned missing vector (what ID
            dropout trains); a known attribute the user lacks counts as missing;
         2. items: the user folded in from their items' vectors (the least-squares fit of
-           :func:`crossrec.transfer.warm_start.fold_in_users`; the mean for models transferred with
+           :func:`crossrec.models.fold_in.fold_in_users`; the mean for models transferred with
            ``user_representation="mean"``);
         3. neither: the mean vector of the training users.
 
@@ -595,7 +595,7 @@ def _users_from_history(item_vectors: np.ndarray, history: sp.csr_matrix | None,
     if history is None:
         raise RuntimeError("this transferred model lost its users' training items")
     if mode == "fold_in":
-        from crossrec.transfer.warm_start import fold_in_users  # models do not depend on transfer at import
+        from crossrec.models.fold_in import fold_in_users
 
         return fold_in_users(item_vectors, history)
     counts = np.maximum(np.diff(history.indptr), 1).astype(np.float32)

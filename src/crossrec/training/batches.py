@@ -1,7 +1,7 @@
 """Seeded global batches of data-parallel training: the epoch's permutation, each rank's share, negatives.
 
 Every data-parallel trainer (:mod:`crossrec.training.fast_bpr` for BPR-MF, and the autograd trainers of
-LightGCN and the two-tower model in :mod:`crossrec.training.distributed`) walks the training
+LightGCN and the two-tower model in :mod:`crossrec.distributed`) walks the training
 interactions through :func:`global_batches`:
 
 * one permutation per epoch, seeded by ``(seed, epoch)`` and the same on every rank, cut into global

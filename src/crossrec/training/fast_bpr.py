@@ -13,7 +13,7 @@ The epoch walks :func:`crossrec.training.batches.global_batches`: negatives are 
 per global step from a generator seeded by ``(seed, epoch, step)``; those that are a positive of the
 user (checked in a table of the training pairs, see :class:`PositiveFilter`) are redrawn. Because the
 permutation, the negatives and the update depend only on the global step, a data-parallel run that
-splits each global batch over ranks and combines the gradients (:mod:`crossrec.training.distributed`)
+splits each global batch over ranks and combines the gradients (:mod:`crossrec.distributed`)
 makes the same updates as one process.
 """
 
@@ -239,7 +239,7 @@ def run_epoch(
         The loss summed over this rank's interactions, their number and the wall/CPU seconds.
     """
     if world_size > 1 and sync is None:
-        raise ValueError("world_size > 1 needs a gradient sync (see crossrec.training.distributed)")
+        raise ValueError("world_size > 1 needs a gradient sync (see crossrec.distributed)")
     started, cpu_started = time.perf_counter(), time.process_time()
     stats = EpochStats()
     batches = global_batches(

@@ -17,8 +17,8 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
-from crossrec.evaluation.ranking import evaluate_ranking
-from crossrec.evaluation.topk import FactorScorer
+from crossrec.metrics.ranking import evaluate_ranking
+from crossrec.ranking.topk import FactorScorer
 from crossrec.training.checkpoint import load_checkpoint, save_checkpoint
 from crossrec.training.sampling import NegativeSampler
 

@@ -17,8 +17,8 @@ import scipy.sparse as sp
 
 from crossrec.data.domain import Domain
 from crossrec.data.interactions import Interactions
-from crossrec.evaluation.splits import Split, random_split
 from crossrec.models.base import Recommender
+from crossrec.splitting.splits import Split, random_split
 from crossrec.transfer.links import Links
 
 __all__ = [

@@ -12,10 +12,10 @@ from __future__ import annotations
 from typing import Literal
 
 from crossrec.data.domain import Domain
-from crossrec.evaluation.splits import Split
 from crossrec.features.table import FeatureTable
 from crossrec.models.base import Recommender
 from crossrec.models.two_tower import TwoTower, UserRepresentation
+from crossrec.splitting.splits import Split
 from crossrec.transfer.base import (
     STRATEGY_REGISTRY,
     TransferData,

@@ -9,11 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-import scipy.sparse as sp
-
-from crossrec.evaluation.ranking import evaluate_ranking
-from crossrec.evaluation.significance import paired_bootstrap_ci
+from crossrec.metrics import paired_bootstrap_ci, per_user_metric
 from crossrec.models.base import Recommender
 from crossrec.transfer.base import (
     STRATEGY_REGISTRY,
@@ -31,19 +27,6 @@ __all__ = [
     "guarded_transfer",
     "per_user_metric",
 ]
-
-
-def per_user_metric(
-    model: Recommender,
-    truth: sp.csr_matrix,
-    exclude: sp.csr_matrix,
-    metric: str = "ndcg@10",
-    users: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """``(users, values)``: ``metric`` of every user with relevant items, in user order."""
-    name, k = metric.split("@")
-    result = evaluate_ranking(model.scorer(), truth, exclude, metrics=[name], ks=[int(k)], users=users)
-    return result.per_user["user"].to_numpy(), result.per_user[metric].to_numpy()
 
 
 @dataclass

@@ -15,11 +15,11 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from crossrec.evaluation.ranking import evaluate_ranking
-from crossrec.evaluation.topk import FactorScorer
+from crossrec.metrics.ranking import evaluate_ranking
 from crossrec.models.base import Recommender
 from crossrec.models.embedding import EmbeddingRecommender
 from crossrec.models.item_based import EASE, ItemSimilarityRecommender
+from crossrec.ranking.topk import FactorScorer
 from crossrec.transfer._tables import item_map, user_aligned_history
 from crossrec.transfer.base import SourceData, TransferData, TransferStrategy, register_strategy
 

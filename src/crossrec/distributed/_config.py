@@ -10,9 +10,9 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from crossrec.training.distributed.autograd import GradientTrainConfig
-from crossrec.training.distributed.lightgcn import LightGCNTrainConfig
-from crossrec.training.distributed.two_tower import TwoTowerTrainConfig
+from crossrec.distributed.autograd import GradientTrainConfig
+from crossrec.distributed.lightgcn import LightGCNTrainConfig
+from crossrec.distributed.two_tower import TwoTowerTrainConfig
 from crossrec.training.fast_bpr import FastBPRConfig
 
 __all__ = ["DATA_PARALLEL_MODELS", "DistributedResult", "DistributedTrainConfig"]

@@ -8,8 +8,8 @@ from pathlib import Path
 import pandas as pd
 
 from crossrec.data.arrays import InteractionArrays, materialize_domain, split_arrays, write_arrays
+from crossrec.distributed._config import DistributedTrainConfig
 from crossrec.features.table import FeatureSchemaError, FeatureTable
-from crossrec.training.distributed._config import DistributedTrainConfig
 
 __all__ = ["PARTS", "open_item_features", "open_parts", "prepare_data"]
 

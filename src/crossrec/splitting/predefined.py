@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 
 from crossrec.data.interactions import Interactions
 from crossrec.data.vocabulary import Vocabulary
-from crossrec.evaluation.splits import PARTS, Split, predefined_split
+from crossrec.splitting.splits import PARTS, Split, predefined_split
 
 __all__ = ["load_predefined_split", "read_id_table"]
 

@@ -16,7 +16,7 @@ single-process trainer fits) and an Adam optimizer. A global step is:
 
 ``DistributedDataParallel`` all-reduces the dense gradients in buckets while the backward pass runs
 (gloo on CPU, NCCL on GPUs); why a dense all-reduce is the right exchange is model-specific, see
-:mod:`crossrec.training.distributed.lightgcn` and :mod:`crossrec.training.distributed.two_tower`.
+:mod:`crossrec.distributed.lightgcn` and :mod:`crossrec.distributed.two_tower`.
 A rank whose part of the last global batch is empty still runs the step (its loss is an empty sum with
 zero gradients), so every rank makes the same collective calls.
 
@@ -37,10 +37,10 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from crossrec.data.arrays import InteractionArrays
+from crossrec.distributed._context import RankContext
 from crossrec.models.base import Recommender
 from crossrec.models.embedding import EmbeddingRecommender
 from crossrec.training.batches import PositiveFilter, global_batches, step_seed
-from crossrec.training.distributed._context import RankContext
 from crossrec.training.fast_bpr import EpochStats
 from crossrec.training.trainer import interaction_losses
 

@@ -15,7 +15,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from crossrec.data.interactions import Interactions
-from crossrec.evaluation.splits import Split, random_split
+from crossrec.splitting.splits import Split, random_split
 
 __all__ = ["ItemColdSplit", "item_cold_start_split"]
 

@@ -31,11 +31,12 @@ from crossrec.evaluation import (
 from crossrec.models import EASE
 from crossrec.models.base import Recommender
 from crossrec.models.embedding import EmbeddingInit
+from crossrec.models.fold_in import fold_in_users
 from crossrec.models.mf import BPRMF
 from crossrec.models.popularity import Popularity
 from crossrec.transfer import Joint, TransferData
 from crossrec.transfer.links import Links
-from crossrec.transfer.warm_start import fold_in_users, warm_start_table
+from crossrec.transfer.warm_start import warm_start_table
 
 __all__ = ["DemoConfig", "DemoResult", "run_demo"]
 

@@ -32,21 +32,21 @@ Entry points: :func:`train_distributed` (library; spawns ``nproc`` ranks through
 :func:`run_rank` (what each rank runs; it reads ``RANK``/``WORLD_SIZE`` set by torchrun).
 """
 
-from crossrec.training.distributed._config import (
+from crossrec.distributed._config import (
     DATA_PARALLEL_MODELS,
     DistributedResult,
     DistributedTrainConfig,
 )
-from crossrec.training.distributed._context import RankContext
-from crossrec.training.distributed._data import open_parts, prepare_data
-from crossrec.training.distributed._evaluation import evaluate_tables, evaluation_users
-from crossrec.training.distributed._launch import free_port, launch_with_torchrun, train_distributed
-from crossrec.training.distributed._run import build_trainer, run_rank
-from crossrec.training.distributed._trainer import DataParallelTrainer
-from crossrec.training.distributed.autograd import AutogradTrainer, GradientTrainConfig
-from crossrec.training.distributed.bpr import BPRTrainer
-from crossrec.training.distributed.lightgcn import LightGCNTrainConfig
-from crossrec.training.distributed.two_tower import TwoTowerTrainConfig
+from crossrec.distributed._context import RankContext
+from crossrec.distributed._data import open_parts, prepare_data
+from crossrec.distributed._evaluation import evaluate_tables, evaluation_users
+from crossrec.distributed._launch import free_port, launch_with_torchrun, train_distributed
+from crossrec.distributed._run import build_trainer, run_rank
+from crossrec.distributed._trainer import DataParallelTrainer
+from crossrec.distributed.autograd import AutogradTrainer, GradientTrainConfig
+from crossrec.distributed.bpr import BPRTrainer
+from crossrec.distributed.lightgcn import LightGCNTrainConfig
+from crossrec.distributed.two_tower import TwoTowerTrainConfig
 
 #: Kept for callers of the earlier private name (benchmarks/scale.py).
 _evaluation_users = evaluation_users

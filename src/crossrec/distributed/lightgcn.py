@@ -9,7 +9,7 @@ products, :class:`crossrec.models.lightgcn.LightGCN`). The final vector of a bat
 exchange would send nearly every row plus its index; a dense all-reduce
 (``torch.nn.parallel.DistributedDataParallel``, bucketed and overlapped with the backward pass) sends
 exactly the table gradient and leaves the Adam step identical to the one-process step
-(:mod:`crossrec.training.distributed.autograd`). Sharded tables would need an all-to-all exchange of
+(:mod:`crossrec.distributed.autograd`). Sharded tables would need an all-to-all exchange of
 rows at every propagation layer (a partitioned graph); they pay off only when the tables or the graph
 no longer fit one machine, which is far beyond the sizes where full-graph propagation per step is
 affordable at all.
@@ -24,8 +24,8 @@ from __future__ import annotations
 from pydantic import Field
 
 from crossrec.data.arrays import InteractionArrays
-from crossrec.training.distributed._context import RankContext
-from crossrec.training.distributed.autograd import AutogradTrainer, GradientTrainConfig
+from crossrec.distributed._context import RankContext
+from crossrec.distributed.autograd import AutogradTrainer, GradientTrainConfig
 
 __all__ = ["LightGCNTrainConfig", "lightgcn_trainer"]
 

@@ -1,26 +1,26 @@
 """Full ranking over all items, vectorised in batches of users (the evaluation hot path).
 
-For each batch of users the scorer's dense ``(batch, n_items)`` float32 scores go to an exact top-k
-kernel (:mod:`crossrec.evaluation.topk`) that skips the excluded items and returns the ``max(K)`` best
-items per user; a dot-product scorer (:class:`~crossrec.evaluation.topk.FactorScorer`, what
-``model.scorer()`` gives for embedding models) takes a faster exact path: bfloat16 candidates re-ranked
-in float32. Hits are read from a reusable boolean buffer; metrics are computed once, on the whole hit
-matrix. An optional sampled mode ranks each user's relevant items among ``n`` sampled negatives only,
-for comparison with papers that report it; full ranking is the default and the honest number.
+Each batch of users is ranked by :func:`crossrec.ranking.rank_users` (the exact top-k kernel shared
+with models, artifacts and serving; dot-product scorers take their cost-chosen exact path), skipping
+the excluded items and breaking ties by a seeded per-user scramble. Hits are read from a reusable
+boolean buffer; metrics are computed once, on the whole hit matrix. An optional sampled mode ranks
+each user's relevant items among ``n`` sampled negatives only, for comparison with papers that report
+it; full ranking is the default and the honest number.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 import torch
 
-from crossrec.evaluation.metrics import accuracy_metrics, parse_metric_names
-from crossrec.evaluation.topk import FactorScorer, dense_top_k
+from crossrec.metrics.accuracy import accuracy_metrics, parse_metric_names
+from crossrec.ranking import FactorScorer, Scorer, dense_top_k, rank_users, tie_salts, to_scratch, top_k
 
 __all__ = [
     "DEFAULT_KS",
@@ -30,35 +30,12 @@ __all__ = [
     "Scorer",
     "evaluate_ranking",
     "hit_matrix",
+    "per_user_metric",
     "top_k",
 ]
 
 DEFAULT_METRICS: tuple[str, ...] = ("recall", "precision", "ndcg", "hit", "mrr", "map")
 DEFAULT_KS: tuple[int, ...] = (10, 20)
-
-#: A scorer maps an array of user indices to dense ``(len(users), n_items)`` scores (numpy or torch).
-#: Evaluation may overwrite an array the scorer returns when that array owns its memory.
-#: A :class:`FactorScorer` is a scorer too, and is ranked by its exact fast path.
-Scorer = Callable[[np.ndarray], "np.ndarray | torch.Tensor"]
-
-
-def _to_scratch_tensor(scores: np.ndarray | torch.Tensor) -> torch.Tensor:
-    """float32 tensor that may be modified in place (copied when it is a view of other memory)."""
-    if isinstance(scores, torch.Tensor):
-        tensor = scores.detach()
-        if tensor.dtype != torch.float32 or tensor.device.type != "cpu":
-            return tensor.to("cpu", torch.float32).contiguous()
-        if tensor._base is not None or not tensor.is_contiguous():
-            return tensor.clone(memory_format=torch.contiguous_format)
-        return tensor
-    array = np.asarray(scores)
-    if array.dtype != np.float32 or array.base is not None or not array.flags.writeable:
-        array = np.ascontiguousarray(array, dtype=np.float32)
-        if array.base is not None or not array.flags.writeable:
-            array = array.copy()
-    elif not array.flags.c_contiguous:
-        array = np.ascontiguousarray(array)
-    return torch.from_numpy(array)
 
 
 def _flat_positions(matrix: sp.csr_matrix, start: int, stop: int, n_items: int) -> torch.Tensor:
@@ -67,21 +44,6 @@ def _flat_positions(matrix: sp.csr_matrix, start: int, stop: int, n_items: int) 
     counts = np.diff(matrix.indptr[start : stop + 1])
     rows = np.repeat(np.arange(stop - start, dtype=np.int64), counts)
     return torch.from_numpy(rows * n_items + matrix.indices[lo:hi].astype(np.int64))
-
-
-def top_k(scores: np.ndarray, k: int, exclude: sp.csr_matrix | None = None) -> np.ndarray:
-    """Indices of the ``k`` best items per row, best first.
-
-    Excluded items are never returned: a row with fewer than ``k`` admissible items is padded
-    with ``-1``. ``scores`` is not modified.
-    """
-    if k <= 0:
-        raise ValueError(f"k must be positive, got {k}")
-    array = np.array(scores, dtype=np.float32, copy=True, order="C")
-    _, items = dense_top_k(array, min(k, array.shape[1]), None if exclude is None else sp.csr_matrix(exclude))
-    if items.shape[1] < k:
-        items = np.pad(items, ((0, 0), (0, k - items.shape[1])), constant_values=-1)
-    return items
 
 
 def hit_matrix(recommendations: np.ndarray, truth: sp.csr_matrix) -> np.ndarray:
@@ -145,7 +107,7 @@ def evaluate_ranking(
         User x item matrix of items never to recommend (the user's training items, and
         validation items when testing).
     metrics, ks
-        Metric names and cut-offs (see :mod:`crossrec.evaluation.metrics`).
+        Metric names and cut-offs (see :mod:`crossrec.metrics.accuracy`).
     batch_size
         Users scored at once; memory is about ``2 * batch_size * n_items`` floats. By default
         about 16 MB of float32 scores per batch (a scorer allocates them anew for each batch, so
@@ -158,7 +120,8 @@ def evaluate_ranking(
         uniformly (seeded) from those that are neither relevant nor excluded, instead of among
         all items. Only for comparison with papers that use sampled metrics.
     seed
-        Seed of the negative sampling.
+        Seed of the negative sampling and of the tie-breaking (``None`` is not accepted here:
+        evaluation never lets item numbering decide ties).
 
     Raises
     ------
@@ -205,20 +168,22 @@ def evaluate_ranking(
         stop = min(start + batch_size, len(candidates))
         batch_exclude = exclude_rows[start:stop] if exclude_rows is not None else None
         flat_truth = _flat_positions(truth_rows, start, stop, n_items)
-        if factor_path:
-            _, items, _ = scorer.top_k(candidates[start:stop], k, batch_exclude, workspace)
+        batch_users = candidates[start:stop]
+        if sampled_negatives is None:
+            _, items = rank_users(
+                scorer, batch_users, k, batch_exclude, n_items=n_items, seed=seed, workspace=workspace
+            )
         else:
-            scores = _to_scratch_tensor(scorer(candidates[start:stop]))
+            scores = to_scratch(scorer(batch_users))
             if tuple(scores.shape) != (stop - start, n_items):
                 raise ValueError(
                     f"scorer returned shape {tuple(scores.shape)}, expected {(stop - start, n_items)}"
                 )
-            if sampled_negatives is not None:
-                flat_exclude = (
-                    _flat_positions(exclude_rows, start, stop, n_items) if exclude_rows is not None else None
-                )
-                scores = _restrict_to_sample(scores, flat_truth, flat_exclude, sampled_negatives, generator)
-            _, items = dense_top_k(scores, k, batch_exclude)
+            flat_exclude = (
+                _flat_positions(exclude_rows, start, stop, n_items) if exclude_rows is not None else None
+            )
+            scores = _restrict_to_sample(scores, flat_truth, flat_exclude, sampled_negatives, generator)
+            _, items = dense_top_k(scores, k, batch_exclude, salts=tie_salts(batch_users, seed))
         # hits: mark relevant items in a reusable flat buffer, read the recommended ones, clear
         missing = items < 0
         items_t = torch.from_numpy(np.where(missing, 0, items))
@@ -253,3 +218,23 @@ def _restrict_to_sample(
     restricted.scatter_(1, negatives, torch.gather(scores, 1, negatives))
     restricted.view(-1)[flat_truth] = scores.view(-1)[flat_truth]
     return restricted
+
+
+def per_user_metric(
+    scorer: Scorer | Any,
+    truth: sp.csr_matrix,
+    exclude: sp.csr_matrix | None,
+    metric: str = "ndcg@10",
+    users: np.ndarray | None = None,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(users, values)``: one metric (e.g. ``"ndcg@10"``) of every user with relevant items, in user
+    order (restricted to ``users`` when given). ``scorer`` may also be a fitted model: its
+    ``scorer()`` is used."""
+    if not isinstance(scorer, FactorScorer) and callable(getattr(scorer, "scorer", None)):
+        scorer = scorer.scorer()
+    name, _, k = metric.partition("@")
+    if not k.isdigit():
+        raise ValueError(f"metric must look like 'ndcg@10', got {metric!r}")
+    result = evaluate_ranking(scorer, truth, exclude, metrics=[name], ks=[int(k)], users=users, seed=seed)
+    return result.per_user["user"].to_numpy(), result.per_user[metric].to_numpy()

@@ -7,10 +7,10 @@ import socket
 import subprocess
 import sys
 
-from crossrec.training.distributed._config import DistributedResult, DistributedTrainConfig
-from crossrec.training.distributed._context import RankContext
-from crossrec.training.distributed._data import prepare_data
-from crossrec.training.distributed._run import run_rank
+from crossrec.distributed._config import DistributedResult, DistributedTrainConfig
+from crossrec.distributed._context import RankContext
+from crossrec.distributed._data import prepare_data
+from crossrec.distributed._run import run_rank
 
 __all__ = ["free_port", "launch_with_torchrun", "train_distributed"]
 

@@ -7,7 +7,7 @@ What is supported
 * The item tower has an item ID embedding plus, optionally, the item attribute columns named in
   ``item_modalities`` (category, tags, number, text, vector columns), read from the bundle's
   ``items.parquet`` or the built-in dataset's target items by
-  :func:`crossrec.training.distributed.prepare_data`, encoded as
+  :func:`crossrec.distributed.prepare_data`, encoded as
   :class:`crossrec.models.two_tower.TwoTower` does (encoders fitted on items with training
   interactions, identically on every rank).
 * Not supported: attribute-only towers (``item_ids``/``user_ids = false``), warm starts and transfer.
@@ -33,9 +33,9 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from crossrec.data.arrays import InteractionArrays
+from crossrec.distributed._context import RankContext
+from crossrec.distributed.autograd import AutogradTrainer, GradientTrainConfig
 from crossrec.features.table import FeatureTable
-from crossrec.training.distributed._context import RankContext
-from crossrec.training.distributed.autograd import AutogradTrainer, GradientTrainConfig
 
 __all__ = ["TwoTowerTrainConfig", "two_tower_trainer"]
 

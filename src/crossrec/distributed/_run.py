@@ -13,12 +13,12 @@ import torch
 import torch.distributed as dist
 
 from crossrec.data.arrays import InteractionArrays
-from crossrec.evaluation.topk import set_kernel_threads
-from crossrec.training.distributed._config import DistributedResult, DistributedTrainConfig
-from crossrec.training.distributed._context import RankContext, all_sum
-from crossrec.training.distributed._data import open_item_features, open_parts
-from crossrec.training.distributed._evaluation import sharded_evaluation, validation_ndcg
-from crossrec.training.distributed._trainer import DataParallelTrainer
+from crossrec.distributed._config import DistributedResult, DistributedTrainConfig
+from crossrec.distributed._context import RankContext, all_sum
+from crossrec.distributed._data import open_item_features, open_parts
+from crossrec.distributed._evaluation import sharded_evaluation, validation_ndcg
+from crossrec.distributed._trainer import DataParallelTrainer
+from crossrec.ranking.topk import set_kernel_threads
 
 __all__ = ["build_trainer", "run_rank"]
 
@@ -31,14 +31,14 @@ def build_trainer(
     """This rank's replica of ``config.model``, freshly initialised (seeded)."""
     train = parts["train"]
     if config.model == "bpr_mf":
-        from crossrec.training.distributed.bpr import BPRTrainer
+        from crossrec.distributed.bpr import BPRTrainer
 
         return BPRTrainer(config.bpr, train, context)
     if config.model == "lightgcn":
-        from crossrec.training.distributed.lightgcn import lightgcn_trainer
+        from crossrec.distributed.lightgcn import lightgcn_trainer
 
         return lightgcn_trainer(config.lightgcn, train, context)
-    from crossrec.training.distributed.two_tower import two_tower_trainer
+    from crossrec.distributed.two_tower import two_tower_trainer
 
     return two_tower_trainer(config.two_tower, train, open_item_features(config), context)
 
@@ -49,7 +49,7 @@ def run_rank(config: DistributedTrainConfig, context: RankContext | None = None)
     Parameters
     ----------
     config
-        The run; its data must have been written by :func:`~crossrec.training.distributed.prepare_data`.
+        The run; its data must have been written by :func:`~crossrec.distributed.prepare_data`.
     context
         This process's rank; default: from torchrun's environment (joining the process group).
 

@@ -16,10 +16,10 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from crossrec.evaluation.ranking import evaluate_ranking
-from crossrec.evaluation.significance import paired_bootstrap_ci
-from crossrec.evaluation.splits import Split
-from crossrec.evaluation.topk import FactorScorer
+from crossrec.metrics.ranking import evaluate_ranking
+from crossrec.metrics.significance import paired_bootstrap_ci
+from crossrec.ranking.topk import FactorScorer
+from crossrec.splitting.splits import Split
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -77,7 +77,7 @@ def ablate_modalities(
         Metrics and cut-offs (the first metric@first k gets the confidence interval).
     truth, exclude
         Override the relevant / excluded matrices (e.g. the cold setting of an
-        :class:`crossrec.features.cold_items.ItemColdSplit`).
+        :class:`crossrec.splitting.cold_items.ItemColdSplit`).
     n_resamples, seed
         Paired bootstrap over users.
 

@@ -26,8 +26,8 @@ import torch
 import torch.distributed as dist
 
 from crossrec.data.arrays import InteractionArrays
+from crossrec.distributed._context import RankContext
 from crossrec.models.base import Recommender
-from crossrec.training.distributed._context import RankContext
 from crossrec.training.fast_bpr import (
     BatchTerms,
     BPRTables,

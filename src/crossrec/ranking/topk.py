@@ -1,6 +1,7 @@
 """Exact top-k selection for full ranking: numba kernels, parallel over users.
 
-Both paths below return exactly the ``k`` best items of each row (ties to the lower item index);
+Both paths below return exactly the ``k`` best items of each row; tied items are ordered by a seeded
+per-user scramble of their indices (:func:`tie_salts`) or, without salts, by the lower item index;
 rows with fewer than ``k`` admissible items are padded with item ``-1`` and value ``-inf``; excluded
 items and items scored ``-inf`` are never returned.
 
@@ -39,14 +40,25 @@ at once.
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import numba as nb
 import numpy as np
 import scipy.sparse as sp
 import torch
 
-__all__ = ["FactorScorer", "NaNScoresError", "bf16_input_error", "dense_top_k", "set_kernel_threads"]
+__all__ = [
+    "FactorPath",
+    "FactorScorer",
+    "NaNScoresError",
+    "bf16_gemm_speedup",
+    "bf16_input_error",
+    "dense_top_k",
+    "set_kernel_threads",
+    "tie_salts",
+]
 
 _LOCK = threading.Lock()
 _DENSE_BLOCK = 32  # items per strided block of float32 scores
@@ -141,16 +153,34 @@ def _dot(a, b):  # pragma: no cover - compiled
 
 
 @nb.njit(cache=True)
-def _write_best(cand_values, cand_items, count, k, packed, out_values, out_items):  # pragma: no cover
-    """Write the ``k`` best of ``count`` candidates, best first, ties to the lower item.
+def _mix(x):  # pragma: no cover - compiled
+    """A bijection of ``[0, 2**32)`` that scatters neighbouring integers (its inverse: :func:`_unmix`)."""
+    x = ((x ^ (x >> 16)) * 0x45D9F3B) & 0xFFFFFFFF
+    x = ((x ^ (x >> 16)) * 0x45D9F3B) & 0xFFFFFFFF
+    return x ^ (x >> 16)
 
-    Each candidate becomes one int64 whose ascending order is (value descending, item ascending):
-    the high half is the complement of the value's order-preserving integer key, the low half the item.
+
+@nb.njit(cache=True)
+def _unmix(x):  # pragma: no cover - compiled
+    x = ((x ^ (x >> 16)) * 0x119DE1F3) & 0xFFFFFFFF
+    x = ((x ^ (x >> 16)) * 0x119DE1F3) & 0xFFFFFFFF
+    return x ^ (x >> 16)
+
+
+@nb.njit(cache=True)
+def _write_best(cand_values, cand_items, count, k, packed, out_values, out_items, salt):  # pragma: no cover
+    """Write the ``k`` best of ``count`` candidates, best first.
+
+    Each candidate becomes one int64 whose ascending order is (value descending, tie key ascending):
+    the high half is the complement of the value's order-preserving integer key, the low half the
+    item (``salt < 0``: ties to the lower item) or a seeded bijective scramble of it (``salt >= 0``:
+    ties in an order that depends on the salt, i.e. on the user and seed, not on item numbering).
     """
     bits = cand_values.view(np.int32)
     for a in range(count):
         key = bits[a] ^ ((bits[a] >> 31) & 0x7FFFFFFF)
-        packed[a] = (np.int64(~key) << 32) | cand_items[a]
+        low = cand_items[a] if salt < 0 else _mix(cand_items[a] ^ salt)
+        packed[a] = (np.int64(~key) << 32) | low
     packed[:count].sort()
     decoded = np.empty(1, np.int32)
     as_float = decoded.view(np.float32)
@@ -158,16 +188,32 @@ def _write_best(cand_values, cand_items, count, k, packed, out_values, out_items
         key = ~(packed[t] >> 32)
         decoded[0] = key ^ ((key >> 31) & 0x7FFFFFFF)
         out_values[t] = as_float[0]
-        out_items[t] = packed[t] & 0xFFFFFFFF
+        low = packed[t] & 0xFFFFFFFF
+        out_items[t] = low if salt < 0 else _unmix(low) ^ salt
     for t in range(min(k, count), k):
         out_values[t], out_items[t] = -np.inf, -1
+
+
+def tie_salts(users: np.ndarray, seed: int | None) -> np.ndarray:
+    """Per-user tie-breaking salts: ``-1`` for every user when ``seed`` is ``None`` (ties to the lower
+    item index), else a 32-bit hash of ``(seed, user)``, so tied items come in a random order that
+    is the same for the same user and seed in evaluation, ``recommend`` and serving alike."""
+    users = np.asarray(users, dtype=np.uint64)
+    if seed is None:
+        return np.full(len(users), -1, dtype=np.int64)
+    with np.errstate(over="ignore"):  # splitmix64 finaliser, wrapping arithmetic on purpose
+        x = users * np.uint64(0x9E3779B97F4A7C15) + np.uint64(seed % 2**64) * np.uint64(0xD1B54A32D192ED03)
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        x ^= x >> np.uint64(31)
+    return (x & np.uint64(0x7FFFFFFF)).astype(np.int64)  # 31 bits: item ^ salt stays below 2**32
 
 
 # --- dense float32 scores -----------------------------------------------------------------------
 
 
 def _dense_rows(
-    scores, k, size, ex_ptr, ex_items, out_values, out_items, nan_rows, threads
+    scores, k, size, ex_ptr, ex_items, salts, out_values, out_items, nan_rows, threads
 ):  # pragma: no cover - compiled (see _DENSE_KERNELS)
     n_rows, n_items = scores.shape
     n_blocks = n_items // size
@@ -216,20 +262,26 @@ def _dense_rows(
                 if value >= low and value > -np.inf:
                     cand_values[count], cand_items[count] = value, j
                     count += 1
-            _write_best(cand_values, cand_items, count, k, packed, out_values[r], out_items[r])
+            _write_best(cand_values, cand_items, count, k, packed, out_values[r], out_items[r], salts[r])
 
 
 _DENSE_KERNELS = (nb.njit(cache=True)(_dense_rows), nb.njit(parallel=True, cache=True)(_dense_rows))
 
 
 def dense_top_k(
-    scores: np.ndarray | torch.Tensor, k: int, exclude: sp.csr_matrix | None = None
+    scores: np.ndarray | torch.Tensor,
+    k: int,
+    exclude: sp.csr_matrix | None = None,
+    *,
+    salts: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Exact ``k`` best items per row of ``scores``, best first, skipping the items in ``exclude``.
 
     ``scores`` must be a writable C-contiguous float32 array (or CPU tensor): it is used as scratch
-    (excluded entries are overwritten with ``-inf``). Returns ``(values, items)``, each ``(rows, k)``;
-    rows with fewer than ``k`` admissible items are padded with ``-inf`` / ``-1``.
+    (excluded entries are overwritten with ``-inf``). ``salts`` (one per row, from :func:`tie_salts`)
+    orders tied items at random per row; without it ties go to the lower item index. Returns
+    ``(values, items)``, each ``(rows, k)``; rows with fewer than ``k`` admissible items are padded
+    with ``-inf`` / ``-1``.
 
     Raises
     ------
@@ -243,6 +295,7 @@ def dense_top_k(
         raise ValueError(f"k must be positive, got {k}")
     n_rows, n_items = array.shape
     ex_ptr, ex_items = _csr_parts(exclude, n_rows)
+    salts = _check_salts(salts, n_rows)
     values = np.empty((n_rows, k), np.float32)
     items = np.empty((n_rows, k), np.int64)
     nan_rows = np.zeros(n_rows, dtype=bool)
@@ -250,12 +303,23 @@ def dense_top_k(
         size = _block_size(n_items, k, _DENSE_BLOCK)
         with _LOCK:
             threads = _threads()
-            _DENSE_KERNELS[threads > 1](array, k, size, ex_ptr, ex_items, values, items, nan_rows, threads)
+            _DENSE_KERNELS[threads > 1](
+                array, k, size, ex_ptr, ex_items, salts, values, items, nan_rows, threads
+            )
     elif n_rows:
         values[:], items[:] = -np.inf, -1
     if nan_rows.any():
         raise NaNScoresError(f"scorer returned NaN scores (first row: {int(np.flatnonzero(nan_rows)[0])})")
     return values, items
+
+
+def _check_salts(salts: np.ndarray | None, n_rows: int) -> np.ndarray:
+    if salts is None:
+        return np.full(n_rows, -1, dtype=np.int64)
+    salts = np.ascontiguousarray(salts, dtype=np.int64)
+    if salts.shape != (n_rows,):
+        raise ValueError(f"{len(salts)} tie salts for {n_rows} rows")
+    return salts
 
 
 def _csr_parts(matrix: sp.csr_matrix | None, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
@@ -304,8 +368,8 @@ def _to_keys(row):  # pragma: no cover - compiled
 
 
 def _factor_rows(
-    approx, user_factors, item_factors, input_error, k, size, ex_ptr, ex_items, out_values, out_items,
-    rescored, threads,
+    approx, user_factors, item_factors, input_error, k, size, ex_ptr, ex_items, salts, out_values,
+    out_items, rescored, threads,
 ):  # fmt: skip  # pragma: no cover - compiled (see _FACTOR_KERNELS)
     n_rows, n_items = approx.shape
     n_blocks = n_items // size
@@ -366,7 +430,7 @@ def _factor_rows(
                     cand_values[count], cand_items[count] = cand_values[a], ids[a]
                     count += 1
             rescored[r] = n_ids
-            _write_best(cand_values, cand_items, count, k, packed, out_values[r], out_items[r])
+            _write_best(cand_values, cand_items, count, k, packed, out_values[r], out_items[r], salts[r])
 
 
 _FACTOR_KERNELS = (nb.njit(cache=True)(_factor_rows), nb.njit(parallel=True, cache=True)(_factor_rows))
@@ -383,12 +447,58 @@ def bf16_input_error(user_factors: np.ndarray, item_factors: np.ndarray) -> np.n
     return relative * np.minimum(by_norm, by_component) + _BF16_ABSOLUTE_ERROR
 
 
+#: ``dim -> float32 GEMM seconds / bfloat16 GEMM seconds`` measured on this machine (see
+#: :func:`bf16_gemm_speedup`).
+_BF16_SPEEDUP: dict[int, float] = {}
+#: The bfloat16 path must make the matrix product at least this much faster to be chosen.
+_MIN_BF16_SPEEDUP = 1.3
+#: Re-scored share of the catalogue above which the bfloat16 bound is not pruning (near-tied scores,
+#: e.g. early in training): the scorer then ranks float32 scores directly from its next call on.
+_MAX_RESCORED_SHARE = 0.02
+
+FactorPath = Literal["auto", "bfloat16", "float32"]
+
+
+def bf16_gemm_speedup(dim: int) -> float:
+    """How much faster a bfloat16 matrix product of this ``dim`` is than a float32 one on this machine.
+
+    Measured once per process and dimension (a few milliseconds, best of three): CPUs with
+    bfloat16 dot-product instructions (AVX-512 BF16, AMX) give about 2x, CPUs without them emulate
+    bfloat16 and are several times *slower*, which is why the factor path is chosen by this number
+    and not assumed.
+    """
+    if dim not in _BF16_SPEEDUP:
+        users = torch.randn(512, dim)
+        items = torch.randn(dim, 8192)
+        times = {}
+        for dtype in (torch.float32, torch.bfloat16):
+            a, b = users.to(dtype), items.to(dtype)
+            out = torch.empty(512, 8192, dtype=dtype)
+            torch.mm(a, b, out=out)  # warm-up
+            best = float("inf")
+            for _ in range(3):
+                started = time.perf_counter()
+                torch.mm(a, b, out=out)
+                best = min(best, time.perf_counter() - started)
+            times[dtype] = best
+        _BF16_SPEEDUP[dim] = times[torch.float32] / max(times[torch.bfloat16], 1e-9)
+    return _BF16_SPEEDUP[dim]
+
+
 @dataclass(frozen=True, eq=False)
 class FactorScorer:
     """Scores of a dot-product model, ``user_factors[u] @ item_factors.T``, with an exact fast top-k.
 
-    Calling it returns dense float32 scores like any scorer; :func:`evaluate_ranking` recognises it and
-    ranks with :meth:`top_k` instead (bfloat16 candidates, float32 re-ranking; see the module docstring).
+    Calling it returns dense float32 scores like any scorer; ranking code recognises it and ranks
+    with :meth:`top_k`, which picks the cheaper exact path:
+
+    * ``"float32"``: a float32 matrix product, then the exact top-k kernel on the scores;
+    * ``"bfloat16"``: a bfloat16 product for candidates, exact float32 re-ranking (module docstring).
+
+    With ``path="auto"`` (the default) the bfloat16 path is used only where this machine's bfloat16
+    product is measurably faster (:func:`bf16_gemm_speedup`) and only while its bound prunes: once a
+    call re-scores more than 2% of the catalogue (near-tied scores), the scorer switches to float32.
+    Both paths return the same exact float32 ranking.
 
     Attributes
     ----------
@@ -399,10 +509,11 @@ class FactorScorer:
 
     user_factors: np.ndarray
     item_factors: np.ndarray
+    path: FactorPath = "auto"
     bf16_safe: bool = field(init=False)
     _input_error: np.ndarray = field(init=False, repr=False)
-    _users_bf16: torch.Tensor = field(init=False, repr=False)
-    _items_bf16_t: torch.Tensor = field(init=False, repr=False)
+    _bf16: dict[str, torch.Tensor] = field(init=False, repr=False)
+    _state: dict[str, Any] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         users = np.ascontiguousarray(self.user_factors, dtype=np.float32)
@@ -411,6 +522,8 @@ class FactorScorer:
             raise ValueError(
                 f"factors must be (n_users, dim) and (n_items, dim); got {users.shape} and {items.shape}"
             )
+        if self.path not in ("auto", "bfloat16", "float32"):
+            raise ValueError(f"path must be 'auto', 'bfloat16' or 'float32', got {self.path!r}")
         if not (np.isfinite(users).all() and np.isfinite(items).all()):
             raise NaNScoresError("factor scorer has NaN or infinite factors")
         user_norm = np.linalg.norm(users.astype(np.float64), axis=1).max(initial=0.0)
@@ -420,8 +533,8 @@ class FactorScorer:
             "item_factors": items,
             "bf16_safe": bool(user_norm * item_norm < _BF16_MAX),
             "_input_error": bf16_input_error(users, items),
-            "_users_bf16": torch.from_numpy(users).bfloat16(),
-            "_items_bf16_t": torch.from_numpy(items).bfloat16().T.contiguous(),
+            "_bf16": {},
+            "_state": {"bf16_pruning": True},
         }
         for name, value in settings.items():
             object.__setattr__(self, name, value)
@@ -430,12 +543,27 @@ class FactorScorer:
     def n_items(self) -> int:
         return self.item_factors.shape[0]
 
+    @property
+    def dim(self) -> int:
+        return self.item_factors.shape[1]
+
     def __call__(self, users: np.ndarray) -> np.ndarray:
         return self.user_factors[np.asarray(users, dtype=np.int64)] @ self.item_factors.T
 
+    def chosen_path(self) -> Literal["bfloat16", "float32"]:
+        """The path the next :meth:`top_k` call takes."""
+        if not self.bf16_safe or self.n_items == 0 or self.path == "float32":
+            return "float32"
+        if self.path == "bfloat16":
+            return "bfloat16"
+        if not self._state["bf16_pruning"] or bf16_gemm_speedup(self.dim) < _MIN_BF16_SPEEDUP:
+            return "float32"
+        return "bfloat16"
+
     def workspace(self, n_users: int) -> torch.Tensor:
-        """A reusable buffer for :meth:`top_k` of up to ``n_users`` users (saves page faults)."""
-        return torch.empty((n_users, self.n_items), dtype=torch.bfloat16)
+        """A reusable score buffer for :meth:`top_k` of up to ``n_users`` users (saves page faults)."""
+        dtype = torch.bfloat16 if self.chosen_path() == "bfloat16" else torch.float32
+        return torch.empty((n_users, self.n_items), dtype=dtype)
 
     def top_k(
         self,
@@ -443,24 +571,36 @@ class FactorScorer:
         k: int,
         exclude: sp.csr_matrix | None = None,
         workspace: torch.Tensor | None = None,
+        *,
+        salts: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Exact float32 top ``k`` of ``users`` (rows aligned with ``exclude``'s rows).
+        """Exact float32 top ``k`` of ``users`` (rows aligned with ``exclude``'s rows and ``salts``).
 
-        Returns ``(values, items, n_rescored)``: how many items were re-scored in float32 per user.
-        ``workspace`` (from :meth:`workspace`) is overwritten.
+        Returns ``(values, items, n_rescored)``: how many items were scored in float32 per user (the
+        whole catalogue on the float32 path). ``workspace`` (from :meth:`workspace`) is overwritten.
         """
         if k <= 0:
             raise ValueError(f"k must be positive, got {k}")
         users = np.asarray(users, dtype=np.int64)
         n_users = len(users)
-        if not self.bf16_safe or self.n_items == 0:  # rank the float32 scores directly
-            values, items = dense_top_k(np.ascontiguousarray(self(users), dtype=np.float32), k, exclude)
+        if self.chosen_path() == "float32":
+            if workspace is None or workspace.dtype != torch.float32 or workspace.shape[0] < n_users:
+                workspace = torch.empty((n_users, self.n_items), dtype=torch.float32)
+            scores = workspace[:n_users]
+            torch.mm(torch.from_numpy(self.user_factors[users]), self._items_t(torch.float32), out=scores)
+            values, items = dense_top_k(scores, k, exclude, salts=salts)
             return values, items, np.full(n_users, self.n_items, dtype=np.int64)
-        if workspace is None or workspace.shape[0] < n_users or workspace.shape[1] != self.n_items:
-            workspace = self.workspace(n_users)
+        if (
+            workspace is None
+            or workspace.dtype != torch.bfloat16
+            or workspace.shape[0] < n_users
+            or workspace.shape[1] != self.n_items
+        ):
+            workspace = torch.empty((n_users, self.n_items), dtype=torch.bfloat16)
         approx = workspace[:n_users]
-        torch.mm(self._users_bf16[torch.from_numpy(users)], self._items_bf16_t, out=approx)
+        torch.mm(self._users_bf16()[torch.from_numpy(users)], self._items_t(torch.bfloat16), out=approx)
         ex_ptr, ex_items = _csr_parts(exclude, n_users)
+        salts = _check_salts(salts, n_users)
         values = np.empty((n_users, k), np.float32)
         items = np.empty((n_users, k), np.int64)
         n_rescored = np.zeros(n_users, np.int64)
@@ -477,9 +617,25 @@ class FactorScorer:
                     size,
                     ex_ptr,
                     ex_items,
+                    salts,
                     values,
                     items,
                     n_rescored,
                     threads,
                 )
+            if self.path == "auto" and n_rescored.mean() > _MAX_RESCORED_SHARE * self.n_items:
+                self._state["bf16_pruning"] = False
         return values, items, n_rescored
+
+    def _items_t(self, dtype: torch.dtype) -> torch.Tensor:
+        key = f"items_t_{dtype}"
+        if key not in self._bf16:
+            items = self.item_factors if self.item_factors.flags.writeable else self.item_factors.copy()
+            self._bf16[key] = torch.from_numpy(items).to(dtype).T.contiguous()
+        return self._bf16[key]
+
+    def _users_bf16(self) -> torch.Tensor:
+        if "users" not in self._bf16:
+            users = self.user_factors if self.user_factors.flags.writeable else self.user_factors.copy()
+            self._bf16["users"] = torch.from_numpy(users).bfloat16()
+        return self._bf16["users"]

@@ -10,7 +10,7 @@ import torch
 import torch.distributed as dist
 
 from crossrec.data.arrays import InteractionArrays
-from crossrec.training.distributed._context import RankContext, all_sum
+from crossrec.distributed._context import RankContext, all_sum
 
 __all__ = ["evaluate_tables", "evaluation_users", "sharded_evaluation", "validation_ndcg"]
 
@@ -28,7 +28,7 @@ def evaluate_tables(
     """Full-ranking per-user metrics of ``users`` for dot-product tables (see
     :func:`crossrec.evaluation.evaluate_ranking`); items in ``exclude`` are never recommended."""
     from crossrec.evaluation import evaluate_ranking
-    from crossrec.evaluation.topk import FactorScorer
+    from crossrec.ranking.topk import FactorScorer
 
     users = np.asarray(users, dtype=np.int64)
     if len(users) == 0:

@@ -1,1 +1,0 @@
-"""End-to-end jobs that connect the stages (data -> split -> models -> transfer -> evaluation)."""
