@@ -15,11 +15,11 @@ $(BIN)/python:
 
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e .
+	$(BIN)/pip install --quiet -e '.[serve,report,tune,db]'
 	touch $@
 
 $(TSTAMP): pyproject.toml $(STAMP)
-	$(BIN)/pip install --quiet -e '.[test,text]'
+	$(BIN)/pip install --quiet -e '.[all,test]'
 	touch $@
 
 install: $(STAMP)

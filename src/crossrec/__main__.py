@@ -11,12 +11,12 @@ import logging
 import os
 import sys
 
-from crossrec.cli.main import app
+from crossrec.cli.main import app, main
 
 
 def _main() -> None:
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-        app()
+        main()
         return
     try:
         returned = app(standalone_mode=False)  # typer.Exit(n) comes back as n

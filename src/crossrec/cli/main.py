@@ -6,7 +6,10 @@ import importlib
 import pkgutil
 
 import typer
+from rich.console import Console
+from rich.markup import escape
 
+from crossrec._extras import MissingExtraError
 from crossrec.cli._app import app
 
 __all__ = ["app", "main"]
@@ -22,8 +25,13 @@ def _register_commands() -> None:
 _register_commands()
 
 
-def main() -> None:  # pragma: no cover - console entry point
-    app()
+def main(args: list[str] | None = None) -> None:
+    """Console entry point: the app, with a missing optional dependency reported in one line (exit 2)."""
+    try:
+        app(args)
+    except MissingExtraError as error:
+        Console(stderr=True).print(f"[red]error:[/red] {escape(str(error))}", soft_wrap=True)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -23,6 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from crossrec._extras import require_extra
 from crossrec.data._duck import quote_identifier as qi
 from crossrec.data._duck import quote_literal as ql
 from crossrec.data.errors import IngestError
@@ -451,6 +452,7 @@ def _stage_sqlite(
 def _stage_sqlalchemy(
     con: duckdb.DuckDBPyConnection, url: str, inner: str | None, columns: list[str], table: str, where: str
 ) -> None:
+    require_extra("db", "reading SQL sources")
     import sqlalchemy
 
     engine = sqlalchemy.create_engine(url)
@@ -478,6 +480,7 @@ def _stage_postgres(
     scratch: Path,
     where: str,
 ) -> None:
+    require_extra("db", "reading PostgreSQL sources")
     import psycopg
 
     url = re.sub(r"^postgres(ql)?\+\w+://", "postgresql://", url)

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from crossrec._extras import require_extra
 from crossrec.metrics.ranking import evaluate_ranking
 from crossrec.metrics.significance import paired_bootstrap_ci
 from crossrec.ranking.topk import FactorScorer
@@ -144,6 +145,7 @@ def plot_ablation(table: pd.DataFrame, path: str | Path | None = None, *, title:
     title
         Chart title (default: the metric).
     """
+    require_extra("report", "the ablation chart")
     import matplotlib
 
     matplotlib.use("Agg")

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from crossrec._extras import has_extra
 from crossrec.evaluation.slices import bucket_order
 
 if TYPE_CHECKING:
@@ -245,15 +246,22 @@ def render_report(
         "<code>crossrec.evaluation</code>.</p>",
         _table(summary_rows, "metrics", ["model", *summary_columns]),
     ]
-    charts = [
-        ("Accuracy with 95% bootstrap confidence intervals", _metric_bars(results)),
-        ("Learning curves", _learning_curves(results.get("learning_curves") or {})),
-        (f"{main} by user activity", _activity(results, main) if main else None),
-        ("Coverage and popularity", _coverage_popularity(results, recommendations or {}, popularity)),
-        ("Modality ablation: contribution with 95% CI", _ablation(results)),
+    charts = [  # drawn only when matplotlib is installed (the report extra)
+        ("Accuracy with 95% bootstrap confidence intervals", lambda: _metric_bars(results)),
+        ("Learning curves", lambda: _learning_curves(results.get("learning_curves") or {})),
+        (f"{main} by user activity", (lambda: _activity(results, main)) if main else None),
+        (
+            "Coverage and popularity",
+            lambda: _coverage_popularity(results, recommendations or {}, popularity),
+        ),
+        ("Modality ablation: contribution with 95% CI", lambda: _ablation(results)),
     ]
     parts.append("<h2>Charts</h2>")
-    parts.extend(_image(caption, figure) for caption, figure in charts if figure is not None)
+    if has_extra("report"):
+        drawn = [(caption, draw()) for caption, draw in charts if draw is not None]
+        parts.extend(_image(caption, figure) for caption, figure in drawn if figure is not None)
+    else:
+        parts.append("<p>Charts need matplotlib: <code>pip install 'crossrec[report]'</code>.</p>")
     comparison = results.get("comparison") or []
     if comparison:
         parts.append(

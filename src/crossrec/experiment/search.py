@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from crossrec._extras import require_extra
 from crossrec.transfer.base import TransferData
 from crossrec.transfer.guard import per_user_metric
 
@@ -51,6 +52,7 @@ def tune(
     config: ExperimentConfig, data: TransferData, *, strategy: str | None = None, console: Any = None
 ) -> SearchResult:
     """Search ``config.search.space`` for the strategy (``none`` = target-only) on validation."""
+    require_extra("tune", "hyperparameter search (the experiment's [search] table)")
     import optuna
 
     from crossrec.experiment.runner import build_strategy

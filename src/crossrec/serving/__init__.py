@@ -7,10 +7,14 @@ Typical use::
     run_server(ServeSettings(artifact="runs/demo/artifact", port=8000))
 """
 
-from crossrec.serving.app import create_app
-from crossrec.serving.holder import LoadedModel, ModelHolder
-from crossrec.serving.server import configure_logging, run_server
-from crossrec.serving.settings import API_KEYS_ENV, ServeSettings, load_api_keys
+from crossrec._extras import require_extra
+
+require_extra("serve", "the HTTP service (crossrec.serving)")
+
+from crossrec.serving.app import create_app  # noqa: E402
+from crossrec.serving.holder import LoadedModel, ModelHolder  # noqa: E402
+from crossrec.serving.server import configure_logging, run_server  # noqa: E402
+from crossrec.serving.settings import API_KEYS_ENV, ServeSettings, load_api_keys  # noqa: E402
 
 __all__ = [
     "API_KEYS_ENV",
