@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 from pathlib import Path
 from typing import Any
@@ -31,17 +32,44 @@ def print_table(title: str, rows: list[dict[str, Any]]) -> None:
     console.print(table)
 
 
+def machine_info() -> dict[str, Any]:
+    """What produced a figure: CPU model, its vector-instruction flags (AVX2, AVX-512, AMX), cores and
+    the load average now, so that figures from different CPUs are never compared as if equal."""
+    model, flags = platform.processor() or platform.machine(), set()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and model in ("", platform.machine(), platform.processor()):
+                model = value.strip()
+            elif key.strip() == "flags":
+                flags = set(value.split())
+    vector = sorted(f for f in flags if f == "avx2" or f.startswith(("avx512", "amx", "avx_vnni")))
+    try:
+        load = [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        load = None
+    return {
+        "cpu": model,
+        "vector_flags": vector,
+        "cores": os.cpu_count(),
+        "load_average": load,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+    }
+
+
 def write_results(name: str, rows: list[dict[str, Any]], **summary: Any) -> Path:
-    """Write ``{"benchmark": name, "machine": ..., **summary, "rows": rows}`` to ``results/<name>.json``."""
+    """Write ``{"benchmark": name, "machine": ..., **summary, "rows": rows}`` to ``results/<name>.json``.
+
+    ``machine`` (see :func:`machine_info`) is read when the results are written; a benchmark that
+    measures speed should also record the load average from before its runs (``load_before=...``).
+    """
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     path = RESULTS_DIR / f"{name}.json"
     payload = {
         "benchmark": name,
-        "machine": {
-            "platform": platform.platform(),
-            "processor": platform.processor(),
-            "python": platform.python_version(),
-        },
+        "machine": machine_info(),
         **summary,
         "rows": rows,
     }
