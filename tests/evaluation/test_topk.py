@@ -99,20 +99,41 @@ def test_bfloat16_scores_stay_within_the_rounding_bound(dim, scale_users, scale_
     assert np.all(np.abs(approx - exact) <= bound)
 
 
+@pytest.mark.parametrize("path", ["bfloat16", "float32", "auto"])
 @pytest.mark.parametrize("n_items", [30, 5_000, 20_011])
-def test_factor_top_k_is_the_exact_ranking(n_items: int) -> None:
+def test_factor_top_k_is_the_exact_ranking(n_items: int, path: str) -> None:
     rng = np.random.default_rng(n_items)
     users = rng.standard_normal((300, 32)).astype(np.float32)
     items = rng.standard_normal((n_items, 32)).astype(np.float32)
     exclude = random_exclusion(300, n_items, 0.01, seed=1)
-    scorer = FactorScorer(users, items)
+    scorer = FactorScorer(users, items, path=path)
+    if path == "auto":  # both paths get timed on the first calls; every call must be exact
+        for _ in range(3):
+            scorer.top_k(np.arange(300), 50, exclude)
     values, found, rescored = scorer.top_k(np.arange(300), 50, exclude)
     exact = users.astype(np.float64) @ items.T.astype(np.float64)
     assert np.array_equal(found, reference_top_k(exact, 50, exclude))
     real = found >= 0
     assert np.allclose(values[real], np.take_along_axis(exact, np.maximum(found, 0), 1)[real], atol=1e-4)
-    if n_items > 64 * 50:  # a large catalogue: only a small share of it is re-scored in float32
+    if path == "bfloat16" and n_items > 64 * 50:  # a large catalogue: a small share is re-scored
         assert rescored.mean() < 0.05 * n_items
+
+
+def test_auto_path_is_chosen_by_measured_cost_and_leaves_near_tied_scores_to_float32() -> None:
+    rng = np.random.default_rng(3)
+    users = rng.standard_normal((400, 16)).astype(np.float32)
+    base = rng.standard_normal(16).astype(np.float32)
+    items = np.tile(base, (8_000, 1)) + 1e-6 * rng.standard_normal((8_000, 16)).astype(np.float32)
+    scorer = FactorScorer(users, items.astype(np.float32))  # near-tied: the bfloat16 bound cannot prune
+    paths = []
+    for _ in range(6):
+        paths.append(scorer.chosen_path())
+        _, found, rescored = scorer.top_k(np.arange(400), 10)
+    assert paths[:2] == ["bfloat16", "float32"]  # each path is timed once on the real batches
+    assert set(scorer.measured_costs()) == {"bfloat16", "float32"}
+    assert paths[2:] == ["float32"] * 4  # then the cheaper one: re-scoring every item never pays
+    _, reference, _ = FactorScorer(users, items, path="float32").top_k(np.arange(400), 10)
+    assert np.array_equal(found, reference)  # whichever path ran, the same float32 ranking
 
 
 def test_factor_top_k_separates_items_that_bfloat16_cannot() -> None:
@@ -127,7 +148,7 @@ def test_factor_top_k_separates_items_that_bfloat16_cannot() -> None:
     naive = np.argsort(-approx, axis=1, kind="stable")[:, :20]
     expected = reference_top_k(exact, 20)
     assert not np.array_equal(naive, expected)  # ranking the bfloat16 scores alone would be wrong
-    _, found, rescored = FactorScorer(users, items).top_k(np.arange(50), 20)
+    _, found, rescored = FactorScorer(users, items, path="bfloat16").top_k(np.arange(50), 20)
     assert np.array_equal(found, expected)
     assert rescored.min() >= 20
 
@@ -199,7 +220,7 @@ def test_factor_top_k_is_exact_when_the_best_scores_are_negative_or_near_zero(of
     users = np.abs(rng.standard_normal((200, 8))).astype(np.float32)
     items = (0.1 * rng.standard_normal((6_000, 8)) + offset / 8).astype(np.float32)
     exclude = random_exclusion(200, 6_000, 0.01, seed=4)
-    _, found, _ = FactorScorer(users, items).top_k(np.arange(200), 50, exclude)
+    _, found, _ = FactorScorer(users, items, path="bfloat16").top_k(np.arange(200), 50, exclude)
     exact = users.astype(np.float64) @ items.T.astype(np.float64)
     assert np.array_equal(found, reference_top_k(exact, 50, exclude))
 

@@ -53,7 +53,6 @@ __all__ = [
     "FactorPath",
     "FactorScorer",
     "NaNScoresError",
-    "bf16_gemm_speedup",
     "bf16_input_error",
     "dense_top_k",
     "set_kernel_threads",
@@ -447,42 +446,14 @@ def bf16_input_error(user_factors: np.ndarray, item_factors: np.ndarray) -> np.n
     return relative * np.minimum(by_norm, by_component) + _BF16_ABSOLUTE_ERROR
 
 
-#: ``dim -> float32 GEMM seconds / bfloat16 GEMM seconds`` measured on this machine (see
-#: :func:`bf16_gemm_speedup`).
-_BF16_SPEEDUP: dict[int, float] = {}
-#: The bfloat16 path must make the matrix product at least this much faster to be chosen.
-_MIN_BF16_SPEEDUP = 1.3
 #: Re-scored share of the catalogue above which the bfloat16 bound is not pruning (near-tied scores,
-#: e.g. early in training): the scorer then ranks float32 scores directly from its next call on.
+#: e.g. early in training): that call counts as a slow one for the bfloat16 path.
 _MAX_RESCORED_SHARE = 0.02
+#: Every this many calls, ``path="auto"`` times the path it is not using again (the cost of each path
+#: can change: another process starts, or training moves the scores apart).
+_EXPLORE_EVERY = 16
 
 FactorPath = Literal["auto", "bfloat16", "float32"]
-
-
-def bf16_gemm_speedup(dim: int) -> float:
-    """How much faster a bfloat16 matrix product of this ``dim`` is than a float32 one on this machine.
-
-    Measured once per process and dimension (a few milliseconds, best of three): CPUs with
-    bfloat16 dot-product instructions (AVX-512 BF16, AMX) give about 2x, CPUs without them emulate
-    bfloat16 and are several times *slower*, which is why the factor path is chosen by this number
-    and not assumed.
-    """
-    if dim not in _BF16_SPEEDUP:
-        users = torch.randn(512, dim)
-        items = torch.randn(dim, 8192)
-        times = {}
-        for dtype in (torch.float32, torch.bfloat16):
-            a, b = users.to(dtype), items.to(dtype)
-            out = torch.empty(512, 8192, dtype=dtype)
-            torch.mm(a, b, out=out)  # warm-up
-            best = float("inf")
-            for _ in range(3):
-                started = time.perf_counter()
-                torch.mm(a, b, out=out)
-                best = min(best, time.perf_counter() - started)
-            times[dtype] = best
-        _BF16_SPEEDUP[dim] = times[torch.float32] / max(times[torch.bfloat16], 1e-9)
-    return _BF16_SPEEDUP[dim]
 
 
 @dataclass(frozen=True, eq=False)
@@ -495,10 +466,12 @@ class FactorScorer:
     * ``"float32"``: a float32 matrix product, then the exact top-k kernel on the scores;
     * ``"bfloat16"``: a bfloat16 product for candidates, exact float32 re-ranking (module docstring).
 
-    With ``path="auto"`` (the default) the bfloat16 path is used only where this machine's bfloat16
-    product is measurably faster (:func:`bf16_gemm_speedup`) and only while its bound prunes: once a
-    call re-scores more than 2% of the catalogue (near-tied scores), the scorer switches to float32.
-    Both paths return the same exact float32 ranking.
+    With ``path="auto"`` (the default) the scorer measures both: its first calls time each path on
+    the real batches (seconds per user), later calls take the faster one, and every 16th call times the
+    other again. Which is faster depends on the CPU (bfloat16 dot-product instructions or not), the
+    load of the machine and the scores themselves (near-tied scores, e.g. early in training, defeat the
+    bfloat16 bound). Both paths return the same exact float32 ranking, so the choice never changes a
+    result, only the time.
 
     Attributes
     ----------
@@ -534,7 +507,7 @@ class FactorScorer:
             "bf16_safe": bool(user_norm * item_norm < _BF16_MAX),
             "_input_error": bf16_input_error(users, items),
             "_bf16": {},
-            "_state": {"bf16_pruning": True},
+            "_state": {"seconds_per_user": {}, "calls": 0},
         }
         for name, value in settings.items():
             object.__setattr__(self, name, value)
@@ -556,13 +529,30 @@ class FactorScorer:
             return "float32"
         if self.path == "bfloat16":
             return "bfloat16"
-        if not self._state["bf16_pruning"] or bf16_gemm_speedup(self.dim) < _MIN_BF16_SPEEDUP:
-            return "float32"
-        return "bfloat16"
+        timed = self._state["seconds_per_user"]
+        for path in ("bfloat16", "float32"):
+            if path not in timed:
+                return path
+        best = min(timed, key=timed.get)
+        if self._state["calls"] % _EXPLORE_EVERY == _EXPLORE_EVERY - 1:
+            return "float32" if best == "bfloat16" else "bfloat16"
+        return best
+
+    def measured_costs(self) -> dict[str, float]:
+        """Seconds per ranked user of each path, as measured so far (``path="auto"``)."""
+        return dict(self._state["seconds_per_user"])
 
     def workspace(self, n_users: int) -> torch.Tensor:
-        """A reusable score buffer for :meth:`top_k` of up to ``n_users`` users (saves page faults)."""
-        dtype = torch.bfloat16 if self.chosen_path() == "bfloat16" else torch.float32
+        """A reusable score buffer for :meth:`top_k` of up to ``n_users`` users (saves page faults);
+        either path uses it."""
+        return torch.empty((n_users, self.n_items), dtype=torch.float32)
+
+    def _buffer(self, workspace: torch.Tensor | None, n_users: int, dtype: torch.dtype) -> torch.Tensor:
+        """A contiguous ``(n_users, n_items)`` tensor of ``dtype`` in ``workspace``'s memory (or new)."""
+        cells = n_users * self.n_items
+        if workspace is not None and workspace.dtype == torch.float32 and workspace.numel() >= cells:
+            flat = workspace.view(-1) if dtype == torch.float32 else workspace.view(-1).view(dtype)
+            return flat[:cells].view(n_users, self.n_items)
         return torch.empty((n_users, self.n_items), dtype=dtype)
 
     def top_k(
@@ -582,22 +572,44 @@ class FactorScorer:
         if k <= 0:
             raise ValueError(f"k must be positive, got {k}")
         users = np.asarray(users, dtype=np.int64)
+        path = self.chosen_path()
+        started = time.perf_counter()
+        if path == "float32":
+            result = self._top_k_float32(users, k, exclude, workspace, salts)
+        else:
+            result = self._top_k_bfloat16(users, k, exclude, workspace, salts)
+        if self.path == "auto" and len(users):
+            seconds = (time.perf_counter() - started) / len(users)
+            if path == "bfloat16" and result[2].mean() > _MAX_RESCORED_SHARE * self.n_items:
+                seconds *= 2  # the bound did not prune: count the call as slow, not only as timed
+            timed = self._state["seconds_per_user"]
+            timed[path] = seconds if path not in timed else 0.5 * (timed[path] + seconds)
+            self._state["calls"] += 1
+        return result
+
+    def _top_k_float32(
+        self,
+        users: np.ndarray,
+        k: int,
+        exclude: sp.csr_matrix | None,
+        workspace: torch.Tensor | None,
+        salts: np.ndarray | None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        scores = self._buffer(workspace, len(users), torch.float32)
+        torch.mm(torch.from_numpy(self.user_factors[users]), self._items_t(torch.float32), out=scores)
+        values, items = dense_top_k(scores, k, exclude, salts=salts)
+        return values, items, np.full(len(users), self.n_items, dtype=np.int64)
+
+    def _top_k_bfloat16(
+        self,
+        users: np.ndarray,
+        k: int,
+        exclude: sp.csr_matrix | None,
+        workspace: torch.Tensor | None,
+        salts: np.ndarray | None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         n_users = len(users)
-        if self.chosen_path() == "float32":
-            if workspace is None or workspace.dtype != torch.float32 or workspace.shape[0] < n_users:
-                workspace = torch.empty((n_users, self.n_items), dtype=torch.float32)
-            scores = workspace[:n_users]
-            torch.mm(torch.from_numpy(self.user_factors[users]), self._items_t(torch.float32), out=scores)
-            values, items = dense_top_k(scores, k, exclude, salts=salts)
-            return values, items, np.full(n_users, self.n_items, dtype=np.int64)
-        if (
-            workspace is None
-            or workspace.dtype != torch.bfloat16
-            or workspace.shape[0] < n_users
-            or workspace.shape[1] != self.n_items
-        ):
-            workspace = torch.empty((n_users, self.n_items), dtype=torch.bfloat16)
-        approx = workspace[:n_users]
+        approx = self._buffer(workspace, n_users, torch.bfloat16)
         torch.mm(self._users_bf16()[torch.from_numpy(users)], self._items_t(torch.bfloat16), out=approx)
         ex_ptr, ex_items = _csr_parts(exclude, n_users)
         salts = _check_salts(salts, n_users)
@@ -623,8 +635,6 @@ class FactorScorer:
                     n_rescored,
                     threads,
                 )
-            if self.path == "auto" and n_rescored.mean() > _MAX_RESCORED_SHARE * self.n_items:
-                self._state["bf16_pruning"] = False
         return values, items, n_rescored
 
     def _items_t(self, dtype: torch.dtype) -> torch.Tensor:
