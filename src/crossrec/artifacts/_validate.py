@@ -131,7 +131,8 @@ def _probe(folder: Path, score: Callable[[np.ndarray], np.ndarray], n_users: int
         return
     users = np.unique(np.array([0, n_users // 2, n_users - 1], dtype=np.int64))
     try:
-        scores = np.asarray(score(users))
+        with np.errstate(over="ignore", invalid="ignore"):  # reported below as not finite
+            scores = np.asarray(score(users))
     except Exception as error:  # a restored model that cannot score is a damaged artifact
         raise _refuse(folder, f"the model cannot score ({type(error).__name__}: {error})") from None
     if scores.shape != (len(users), n_items):
