@@ -25,12 +25,11 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import json
+import logging
 import os
 import pkgutil
 import shutil
-import tempfile
-import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -45,12 +44,21 @@ from crossrec.artifacts._validate import check_csr_arrays, check_finite, check_m
 from crossrec.artifacts.artifact import Artifact, ArtifactMetadata, ColdStartModel, item_similarity_matrix
 from crossrec.artifacts.encoders import load_encoders, save_encoders
 from crossrec.artifacts.errors import ArtifactIntegrityError, ArtifactVersionError
+from crossrec.data.outputs import (
+    OutputFolderError,
+    check_replaceable,
+    clean_stale_work_folders,
+    make_work_folder,
+    work_path,
+)
 from crossrec.data.vocabulary import Vocabulary
 from crossrec.models.base import MODEL_REGISTRY, NotFittedError, Recommender, get_model_class
 
 __all__ = ["load_artifact", "save_artifact", "verify_artifact"]
 
 _JSON_FILES = ("metadata.json", "config.json", "evaluation.json")
+
+logger = logging.getLogger(__name__)
 
 
 def _to_json_dict(value: Mapping[str, Any] | Any | None, what: str) -> dict[str, Any]:
@@ -115,6 +123,7 @@ def save_artifact(
     bundle_hash: str | None = None,
     encoders: Mapping[str, object] | None = None,
     overwrite: bool = False,
+    inputs: Iterable[str | Path] = (),
 ) -> Path:
     """Save a fitted model with its id maps, seen items and popularity as an artifact folder.
 
@@ -139,7 +148,11 @@ def save_artifact(
         Fitted feature encoders by name (see :mod:`crossrec.artifacts.encoders`).
     overwrite
         Replace an existing artifact at ``folder`` (the old one is removed after the new one
-        is in place).
+        is in place). Only a crossrec artifact holding only the files its manifest lists is
+        replaced; anything else is refused with :class:`FileExistsError`.
+    inputs
+        Files and folders the caller read (e.g. the bundle): ``folder`` may be none of them and
+        contain none.
 
     Returns
     -------
@@ -158,8 +171,12 @@ def save_artifact(
     train = sp.csr_matrix(train)
     if train.shape != (n_users, n_items):
         raise ValueError(f"train has shape {train.shape}, the model needs ({n_users}, {n_items})")
-    if folder.exists() and not overwrite:
+    if (folder.exists() or folder.is_symlink()) and not overwrite:
         raise FileExistsError(f"{folder} already exists: choose a new folder or pass overwrite=True")
+    try:
+        replacing = check_replaceable(folder, kind="artifact", force=True, inputs=inputs)
+    except OutputFolderError as error:
+        raise FileExistsError(str(error)) from None
     config_dict = _to_json_dict(config, "config")
     evaluation_dict = _to_json_dict(evaluation, "evaluation")
 
@@ -182,7 +199,9 @@ def save_artifact(
     }
 
     folder.parent.mkdir(parents=True, exist_ok=True)
-    temporary = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
+    for stale in clean_stale_work_folders(folder.parent, folder.name).messages():
+        logger.warning(stale)
+    temporary = make_work_folder(folder.parent, folder.name, "tmp")
     try:
         model.save(temporary / "model")
         (temporary / "vocab").mkdir()
@@ -208,8 +227,8 @@ def save_artifact(
         (temporary / "manifest.json").chmod(0o644)
         _fsync_tree(temporary)
         temporary.chmod(0o755)
-        if folder.exists():
-            retired = folder.parent / f".{folder.name}.old-{uuid.uuid4().hex[:8]}"
+        if replacing and folder.exists():
+            retired = work_path(folder.parent, folder.name, "old")
             os.rename(folder, retired)
             os.rename(temporary, folder)
             shutil.rmtree(retired, ignore_errors=True)

@@ -30,6 +30,7 @@ __all__ = [
     "OutputFolderError",
     "OutputKind",
     "StaleFolders",
+    "check_not_input",
     "check_replaceable",
     "clean_stale_work_folders",
     "crossrec_files",
@@ -115,6 +116,20 @@ def _inside(path: Path, folder: Path) -> bool:
     return path == folder or folder in path.parents
 
 
+def check_not_input(folder: str | Path, inputs: Iterable[str | Path]) -> None:
+    """Refuse an output folder that is, or contains, one of ``inputs``."""
+    folder = Path(folder)
+    resolved = folder.resolve()
+    for item in inputs:
+        source = Path(item).resolve()
+        if _inside(source, resolved):
+            what = "is" if source == resolved else "contains"
+            raise OutputFolderError(
+                f"{folder} {what} an input of this command ({item}): writing there would destroy the input; "
+                "choose another output folder"
+            )
+
+
 def check_replaceable(
     folder: str | Path,
     *,
@@ -146,15 +161,7 @@ def check_replaceable(
         holds files crossrec did not write.
     """
     folder = Path(folder)
-    resolved = folder.resolve()
-    for item in inputs:
-        source = Path(item).resolve()
-        if _inside(source, resolved):
-            what = "is" if source == resolved else "contains"
-            raise OutputFolderError(
-                f"{folder} {what} an input of this command ({item}): writing there would destroy the input; "
-                "choose another output folder"
-            )
+    check_not_input(folder, inputs)
     if not folder.exists() and not folder.is_symlink():
         return False
     name = _NAMES[kind]
