@@ -65,7 +65,7 @@ def operations(clients: list[TestClient]) -> list[tuple[str, str]]:
     return [(method.upper(), path) for path, methods in schema["paths"].items() for method in methods]
 
 
-#: Bounded in CI; ``CROSSREC_FUZZ_EXAMPLES=5000 pytest tests/serving/test_no_server_errors.py`` for a long run.
+#: Bounded in CI; run long with ``CROSSREC_FUZZ_EXAMPLES=5000 pytest tests/serving/test_no_server_errors.py``.
 EXAMPLES = int(os.environ.get("CROSSREC_FUZZ_EXAMPLES", "250"))
 
 
