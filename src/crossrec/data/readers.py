@@ -455,7 +455,7 @@ def _stage_sqlite(
     columns: list[str],
     table: str,
     where: str,
-    ignore: list[str],
+    ignore: list[str] | None = None,
 ) -> None:
     path = sqlite_path(url, base_dir)
     if not path.is_file():
@@ -480,7 +480,7 @@ def _stage_sqlalchemy(
     columns: list[str],
     table: str,
     where: str,
-    ignore: list[str],
+    ignore: list[str] | None = None,
 ) -> None:
     require_extra("db", "reading SQL sources")
     import sqlalchemy
@@ -509,7 +509,7 @@ def _stage_postgres(
     table: str,
     scratch: Path,
     where: str,
-    ignore: list[str],
+    ignore: list[str] | None = None,
 ) -> None:
     require_extra("db", "reading PostgreSQL sources")
     import psycopg
