@@ -44,6 +44,10 @@ def test_ratings_are_rescaled_and_bad_rows_rejected_with_line_numbers(tmp_path: 
         value = "rating"
         timestamp = "ts"
         rating_scale = [1, 5]
+
+        [rejects]
+        warn_rate = 0.7
+        fail_rate = 0.7
         """,
     )
     result = ingest(config, tmp_path / "bundle")
@@ -59,7 +63,7 @@ def test_ratings_are_rescaled_and_bad_rows_rejected_with_line_numbers(tmp_path: 
     assert pairs[("u2", "i2")] == (0.5, 1600000000)  # ISO text
     rejects = pq.read_table(result.path / "rejects.parquet").to_pandas()
     by_line = dict(zip(rejects["row"], zip(rejects["column"], rejects["reason"], strict=True), strict=True))
-    assert by_line[4] == ("rating", "value is empty or not a number")
+    assert by_line[4] == ("rating", "value is not a number (e.g. '5/5', 'good', '4,0')")
     assert by_line[6] == ("user", "missing user id")
     assert by_line[7][1] == "value outside rating_scale [1, 5]"
     assert by_line[8][0] == "ts"

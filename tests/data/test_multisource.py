@@ -32,6 +32,9 @@ RAW_IDENTIFIERS = [
 ]
 
 SOURCES = """
+[rejects]
+warn_rate = 0.5  # the fixture rejects rows on purpose
+
 [link]
 phone_region = "US"
 item_fuzzy_threshold = 90

@@ -15,11 +15,13 @@ from fastapi.testclient import TestClient
 
 from crossrec.artifacts import load_artifact
 from crossrec.data.vocabulary import Vocabulary
-from crossrec.serving import ModelHolder, load_api_keys
+from crossrec.serving import ModelHolder, ServeSettings, load_api_keys
 from tests.artifacts.helpers import Trained, hand_built_mf
 from tests.serving.conftest import make_client, save
 
 RECS = "/v1/users/{}/recommendations"
+ADMIN = frozenset({"admin-key-123"})
+ADMIN_HEADER = {"X-API-Key": "admin-key-123"}
 
 
 # -- known users -------------------------------------------------------------------------------
@@ -163,7 +165,7 @@ def test_health_and_metadata(client: TestClient, bpr_artifact: Path) -> None:
     assert model["capabilities"]["similar_items"] == "cosine"
 
 
-def test_openapi_schema_documents_every_endpoint(client: TestClient) -> None:
+def test_openapi_schema_documents_every_endpoint(client: TestClient, bpr_artifact: Path) -> None:
     schema = client.get("/openapi.json").json()
     assert {
         "/healthz",
@@ -171,8 +173,11 @@ def test_openapi_schema_documents_every_endpoint(client: TestClient) -> None:
         "/v1/users/{user_id}/recommendations",
         "/v1/recommendations",
         "/v1/items/{item_id}/similar",
-        "/v1/admin/reload",
     } <= set(schema["paths"])
+    assert "/v1/admin/reload" not in schema["paths"]  # no admin key configured: no admin endpoint
+    assert "400" in schema["paths"]["/v1/recommendations"]["post"]["responses"]
+    with make_client(bpr_artifact, admin_keys=frozenset({"admin-123"})) as admin:
+        assert "/v1/admin/reload" in admin.get("/openapi.json").json()["paths"]
     k = next(
         p for p in schema["paths"]["/v1/items/{item_id}/similar"]["get"]["parameters"] if p["name"] == "k"
     )
@@ -180,10 +185,13 @@ def test_openapi_schema_documents_every_endpoint(client: TestClient) -> None:
 
 
 def test_openapi_schema_documents_the_api_key_when_keys_are_set(bpr_artifact: Path) -> None:
-    with make_client(bpr_artifact, api_keys=frozenset({"key-one-123"})) as secured:
+    with make_client(
+        bpr_artifact, api_keys=frozenset({"key-one-123"}), admin_keys=frozenset({"admin-123"})
+    ) as secured:
         schema = secured.get("/openapi.json").json()
-    assert "APIKeyHeader" in schema["components"]["securitySchemes"]
-    assert schema["paths"]["/v1/model"]["get"]["security"] == [{"APIKeyHeader": []}]
+    assert {"ReadKey", "AdminKey"} <= set(schema["components"]["securitySchemes"])
+    assert schema["paths"]["/v1/model"]["get"]["security"] == [{"ReadKey": []}]
+    assert schema["paths"]["/v1/admin/reload"]["post"]["security"] == [{"AdminKey": []}]
 
 
 def test_unknown_route_and_method(client: TestClient) -> None:
@@ -204,7 +212,19 @@ def test_api_keys_are_required_when_configured(bpr_artifact: Path) -> None:
         assert secured.get("/v1/model", headers={"X-API-Key": "ключ".encode()}).status_code == 401
         for key in ("key-one-123", "key-two-456"):
             assert secured.get(RECS.format("u3"), headers={"X-API-Key": key}).status_code == 200
+        assert secured.post("/v1/admin/reload").status_code == 404  # no admin key: no endpoint
+
+
+def test_admin_keys_are_separate_from_read_keys(bpr_artifact: Path) -> None:
+    with make_client(
+        bpr_artifact, api_keys=frozenset({"read-key-1"}), admin_keys=frozenset({"admin-key-1"})
+    ) as secured:
         assert secured.post("/v1/admin/reload").status_code == 401
+        assert secured.post("/v1/admin/reload", headers={"X-API-Key": "read-key-1"}).status_code == 401
+        assert secured.post("/v1/admin/reload", headers={"X-API-Key": "admin-key-1"}).status_code == 200
+        assert secured.get(RECS.format("u3"), headers={"X-API-Key": "admin-key-1"}).status_code == 401
+    with pytest.raises(ValueError, match="admin key is also a read key"):
+        ServeSettings(artifact=bpr_artifact, api_keys=frozenset({"k1"}), admin_keys=frozenset({"k1"}))
 
 
 def test_api_keys_come_from_a_file_and_the_environment(
@@ -253,10 +273,10 @@ def test_access_log_is_json_without_ids_or_attributes(
 def test_reload_swaps_in_a_new_artifact(bpr_artifact: Path, toy, tmp_path: Path) -> None:
     folder = tmp_path / "served"
     shutil.copytree(bpr_artifact, folder)
-    with make_client(folder) as served:
+    with make_client(folder, admin_keys=ADMIN) as served:
         before = served.get("/healthz").json()["artifact_id"]
         save(toy, folder, overwrite=True)  # a popularity model replaces the BPR one
-        response = served.post("/v1/admin/reload")
+        response = served.post("/v1/admin/reload", headers=ADMIN_HEADER)
         assert response.status_code == 200
         assert response.json()["previous_artifact_id"] == before
         assert response.json()["artifact_id"] != before
@@ -267,13 +287,14 @@ def test_reload_swaps_in_a_new_artifact(bpr_artifact: Path, toy, tmp_path: Path)
 def test_failed_reload_keeps_serving_the_old_artifact(bpr_artifact: Path, tmp_path: Path) -> None:
     folder = tmp_path / "served"
     shutil.copytree(bpr_artifact, folder)
-    with make_client(folder) as served:
+    with make_client(folder, admin_keys=ADMIN) as served:
         before = served.get("/healthz").json()["artifact_id"]
         weights = folder / "model" / "weights.safetensors"
         weights.write_bytes(weights.read_bytes()[:-10])
-        response = served.post("/v1/admin/reload")
+        response = served.post("/v1/admin/reload", headers=ADMIN_HEADER)
         assert response.status_code == 409
         assert "reload refused" in response.json()["detail"] and "truncated" in response.json()["detail"]
+        assert str(tmp_path) not in response.text  # no server paths in answers
         assert served.get("/healthz").json()["artifact_id"] == before
         assert served.get(RECS.format("u3")).status_code == 200
 

@@ -8,6 +8,7 @@ bytes). Hypothesis drives the inputs; schemathesis is not needed.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
@@ -51,18 +52,24 @@ query_values = st.one_of(
 def clients(bpr_artifact: Path, popularity_artifact: Path) -> Iterator[list[TestClient]]:
     with (
         make_client(bpr_artifact, max_body_bytes=4096) as open_client,
-        make_client(popularity_artifact, api_keys=frozenset({"k-123456"})) as secured,
+        make_client(
+            popularity_artifact, api_keys=frozenset({"k-123456"}), admin_keys=frozenset({"admin-123456"})
+        ) as secured,
     ):
         yield [open_client, secured]
 
 
 @pytest.fixture(scope="module")
 def operations(clients: list[TestClient]) -> list[tuple[str, str]]:
-    schema = clients[0].get("/openapi.json").json()
+    schema = clients[1].get("/openapi.json").json()  # the client with an admin endpoint
     return [(method.upper(), path) for path, methods in schema["paths"].items() for method in methods]
 
 
-@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+#: Bounded in CI; run long with ``CROSSREC_FUZZ_EXAMPLES=5000 pytest tests/serving/test_no_server_errors.py``.
+EXAMPLES = int(os.environ.get("CROSSREC_FUZZ_EXAMPLES", "250"))
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_no_input_makes_the_service_fail(
     clients: list[TestClient], operations: list[tuple[str, str]], data: st.DataObject
@@ -79,7 +86,7 @@ def test_no_input_makes_the_service_fail(
         "content-type": data.draw(st.sampled_from(["application/json", "text/plain", "application/x"]))
     }
     if data.draw(st.booleans()):
-        headers["X-API-Key"] = data.draw(st.sampled_from(["k-123456", "wrong", ""]))
+        headers["X-API-Key"] = data.draw(st.sampled_from(["k-123456", "admin-123456", "wrong", ""]))
     content = data.draw(bodies) if method == "POST" else None
     if template == "/v1/admin/reload":
         content = None  # reloading is covered in test_api; keep this test about inputs

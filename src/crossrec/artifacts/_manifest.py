@@ -1,4 +1,5 @@
-"""``manifest.json``: the format version, the crossrec version and the sha256 of every file."""
+"""``manifest.json``: the format version, the crossrec version, the sha256 and size of every file and
+the arrays of every safetensors file; :func:`read_verified` reads a whole artifact once against it."""
 
 from __future__ import annotations
 
@@ -9,12 +10,14 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from crossrec import __version__
+from crossrec.artifacts._snapshot import FolderSnapshot, declared_arrays, safetensors_header, sha256_bytes
 from crossrec.artifacts.errors import ArtifactIntegrityError, ArtifactVersionError
 
 MANIFEST = "manifest.json"
 FORMAT = "crossrec-artifact"
 FORMAT_VERSION = 1
 _CHUNK = 1 << 20
+_MAX_MANIFEST = 64 * 1024 * 1024
 
 
 def sha256_file(path: Path) -> str:
@@ -35,12 +38,20 @@ def _relative_files(folder: Path) -> list[str]:
 
 
 def write_manifest(folder: Path) -> dict[str, Any]:
-    """Hash every file under ``folder`` and write ``manifest.json`` next to them."""
-    files = {
-        name: {"sha256": sha256_file(folder / name), "bytes": (folder / name).stat().st_size}
-        for name in _relative_files(folder)
-        if name != MANIFEST
-    }
+    """Hash every file under ``folder`` and write ``manifest.json`` next to them.
+
+    Each ``.safetensors`` file also declares its arrays (``dtype`` and ``shape``), which loading
+    compares with what the file holds.
+    """
+    files: dict[str, dict[str, Any]] = {}
+    for name in _relative_files(folder):
+        if name == MANIFEST:
+            continue
+        data = (folder / name).read_bytes()
+        entry: dict[str, Any] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+        if name.endswith(".safetensors"):
+            entry["arrays"] = declared_arrays(safetensors_header(data, str(folder / name)))
+        files[name] = entry
     manifest = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -52,19 +63,11 @@ def write_manifest(folder: Path) -> dict[str, Any]:
     return manifest
 
 
-def read_manifest(folder: Path) -> dict[str, Any]:
-    """Parse and check the header of ``manifest.json`` (not the files; see :func:`verify_files`)."""
+def parse_manifest(folder: Path, raw: bytes | bytearray) -> dict[str, Any]:
+    """Parse and check ``manifest.json`` (its header and the form of every file entry)."""
     path = folder / MANIFEST
-    if not folder.is_dir():
-        raise ArtifactIntegrityError(
-            f"{folder} is not a folder: pass the artifact folder written by save_artifact"
-        )
-    if not path.is_file():
-        raise ArtifactIntegrityError(
-            f"{folder} has no {MANIFEST}: it is not a crossrec artifact, or it was not saved completely"
-        )
     try:
-        manifest = json.loads(path.read_text())
+        manifest = json.loads(bytes(raw).decode("utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ArtifactIntegrityError(f"{path} is not valid JSON ({error}): the artifact is damaged") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
@@ -72,7 +75,7 @@ def read_manifest(folder: Path) -> dict[str, Any]:
             f"{path} is not a crossrec artifact manifest (expected format {FORMAT!r})"
         )
     version = manifest.get("format_version")
-    if not isinstance(version, int):
+    if not isinstance(version, int) or isinstance(version, bool):
         raise ArtifactIntegrityError(f"{path}: 'format_version' must be an integer, found {version!r}")
     if version != FORMAT_VERSION:
         raise ArtifactVersionError(
@@ -85,43 +88,104 @@ def read_manifest(folder: Path) -> dict[str, Any]:
         raise ArtifactIntegrityError(f"{path}: 'files' must map every file of the artifact to its sha256")
     for name, entry in files.items():
         pure = PurePosixPath(name)
-        if pure.is_absolute() or ".." in pure.parts or name == MANIFEST:
+        if not name or pure.is_absolute() or ".." in pure.parts or name == MANIFEST:
             raise ArtifactIntegrityError(f"{path}: file entry {name!r} is not a plain relative path")
         if not isinstance(entry, dict) or not isinstance(entry.get("sha256"), str):
             raise ArtifactIntegrityError(f"{path}: file entry {name!r} has no sha256")
+        size = entry.get("bytes")
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            raise ArtifactIntegrityError(
+                f"{path}: file entry {name!r} must give its size as a whole number of bytes, found {size!r}"
+            )
+        arrays = entry.get("arrays")
+        if arrays is not None and not (
+            isinstance(arrays, dict)
+            and all(isinstance(a, dict) and set(a) == {"dtype", "shape"} for a in arrays.values())
+        ):
+            raise ArtifactIntegrityError(f"{path}: file entry {name!r} declares its arrays malformed")
     return manifest
 
 
+def read_manifest(folder: Path) -> dict[str, Any]:
+    """Parse and check the header of ``manifest.json`` (not the files; see :func:`read_verified`)."""
+    with FolderSnapshot(folder) as snapshot:
+        return parse_manifest(folder, _read_manifest_bytes(snapshot))
+
+
+def _read_manifest_bytes(snapshot: FolderSnapshot) -> bytearray:
+    try:
+        return snapshot.read(MANIFEST, limit=_MAX_MANIFEST)
+    except ArtifactIntegrityError as error:
+        if "is missing" in str(error):
+            raise ArtifactIntegrityError(
+                f"{snapshot.folder} has no {MANIFEST}: it is not a crossrec artifact, or it was not "
+                "saved completely"
+            ) from None
+        raise
+
+
+def read_verified(folder: Path) -> tuple[dict[str, Any], str, dict[str, bytearray]]:
+    """Read the whole artifact once: ``(manifest, manifest sha256, {file: bytes})``.
+
+    Every file is read through one descriptor of the folder, compared with its size and sha256 in
+    the manifest, and returned; callers parse these bytes, never the files again. Safetensors files
+    must hold exactly the arrays their manifest entry declares.
+
+    Raises
+    ------
+    ArtifactIntegrityError
+        No or invalid manifest; missing, extra, truncated, replaced or symbolic-link files.
+    ArtifactVersionError
+        A format this crossrec does not read.
+    """
+    with FolderSnapshot(folder) as snapshot:
+        raw_manifest = _read_manifest_bytes(snapshot)
+        manifest = parse_manifest(folder, raw_manifest)
+        expected: dict[str, dict[str, Any]] = manifest["files"]
+        present = set(snapshot.files()) - {MANIFEST}
+        missing = sorted(set(expected) - present)
+        if missing:
+            raise ArtifactIntegrityError(f"{folder} is incomplete: missing {missing} listed in {MANIFEST}")
+        extra = sorted(present - set(expected))
+        if extra:
+            raise ArtifactIntegrityError(
+                f"{folder} holds files its {MANIFEST} does not list: {extra[:5]}; "
+                "remove them, or re-save the artifact"
+            )
+        contents: dict[str, bytearray] = {}
+        for name, entry in sorted(expected.items()):
+            data = snapshot.read(name, limit=entry["bytes"])
+            if len(data) != entry["bytes"]:
+                raise ArtifactIntegrityError(
+                    f"{folder / name} has {len(data)} bytes, {MANIFEST} says {entry['bytes']}: "
+                    "the file is truncated or was replaced"
+                )
+            if sha256_bytes(data) != entry["sha256"]:
+                raise ArtifactIntegrityError(
+                    f"{folder / name} does not match the sha256 in {MANIFEST}: the file was modified after "
+                    "saving; re-save the artifact from the trained model"
+                )
+            if name.endswith(".safetensors"):
+                found = declared_arrays(safetensors_header(data, str(folder / name)))
+                if entry.get("arrays") is not None and entry["arrays"] != found:
+                    raise ArtifactIntegrityError(
+                        f"{folder / name}: its arrays {_describe(found)} are not the ones {MANIFEST} "
+                        f"declares ({_describe(entry['arrays'])}); re-save the artifact"
+                    )
+            contents[name] = data
+    return manifest, sha256_bytes(raw_manifest), contents
+
+
 def verify_files(folder: Path, manifest: dict[str, Any]) -> None:
-    """Refuse missing, extra, truncated or changed files (sizes first, then sha256)."""
-    expected: dict[str, dict[str, Any]] = manifest["files"]
-    present = set(_relative_files(folder)) - {MANIFEST}
-    missing = sorted(set(expected) - present)
-    if missing:
-        raise ArtifactIntegrityError(f"{folder} is incomplete: missing {missing} listed in {MANIFEST}")
-    extra = sorted(present - set(expected))
-    if extra:
-        raise ArtifactIntegrityError(
-            f"{folder} holds files its {MANIFEST} does not list: {extra[:5]}; "
-            "remove them, or re-save the artifact"
-        )
-    for name, entry in sorted(expected.items()):
-        path = folder / name
-        if path.is_symlink():
-            raise ArtifactIntegrityError(f"{path} is a symbolic link; artifacts hold plain files only")
-        size = path.stat().st_size
-        if "bytes" in entry and size != entry["bytes"]:
-            raise ArtifactIntegrityError(
-                f"{path} has {size} bytes, {MANIFEST} says {entry['bytes']}: "
-                "the file is truncated or was replaced"
-            )
-        if sha256_file(path) != entry["sha256"]:
-            raise ArtifactIntegrityError(
-                f"{path} does not match the sha256 in {MANIFEST}: the file was modified after saving; "
-                "re-save the artifact from the trained model"
-            )
+    """Refuse missing, extra, truncated or changed files (see :func:`read_verified`)."""
+    read_verified(folder)
 
 
 def manifest_digest(folder: Path) -> str:
     """sha256 of ``manifest.json``: an id of the whole artifact (it covers every file's hash)."""
     return sha256_file(folder / MANIFEST)
+
+
+def _describe(arrays: dict[str, Any]) -> str:
+    shown = [f"{name}: {entry.get('dtype')} {entry.get('shape')}" for name, entry in sorted(arrays.items())]
+    return ", ".join(shown[:6]) + (", ..." if len(shown) > 6 else "")

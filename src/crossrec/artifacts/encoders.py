@@ -13,6 +13,7 @@ import dataclasses
 import importlib
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -93,20 +94,43 @@ def save_encoders(folder: Path, encoders: dict[str, object]) -> list[str]:
     return list(encoders)
 
 
-def load_encoders(folder: Path, names: list[str]) -> dict[str, object]:
-    """Read the encoders written by :func:`save_encoders`, rebuilding crossrec classes."""
-    from safetensors import SafetensorError
-    from safetensors.numpy import load_file
+def load_encoders(
+    folder: Path, names: list[str], read: Callable[[str], bytearray] | None = None
+) -> dict[str, object]:
+    """Read the encoders written by :func:`save_encoders`, rebuilding crossrec classes.
 
+    ``read(file_name)`` returns a file's (already verified) bytes; by default the files in ``folder``
+    are read. Floating arrays must be finite.
+    """
+    from crossrec.artifacts._snapshot import parse_safetensors
+
+    def from_disk(file_name: str) -> bytearray:
+        return bytearray((folder / file_name).read_bytes())
+
+    read = read or from_disk
     out: dict[str, object] = {}
     for name in names:
+        if not _NAME.match(name):
+            raise ArtifactIntegrityError(f"encoder name {name!r} in {folder} is not a plain name")
         try:
-            meta = json.loads((folder / f"{name}.json").read_text())
-            arrays = load_file(str(folder / f"{name}.safetensors"))
-        except (OSError, ValueError, SafetensorError) as error:
+            meta = json.loads(bytes(read(f"{name}.json")).decode("utf-8"))
+            arrays = parse_safetensors(read(f"{name}.safetensors"), str(folder / f"{name}.safetensors"))
+        except (OSError, ValueError) as error:
             raise ArtifactIntegrityError(f"encoder {name!r} in {folder} cannot be read: {error}") from None
+        if not isinstance(meta, dict) or not isinstance(meta.get("config", {}), dict):
+            raise ArtifactIntegrityError(f"encoder {name!r} in {folder}: its JSON must be an object")
+        for key, array in arrays.items():
+            if array.dtype.kind == "f" and not np.isfinite(array).all():
+                raise ArtifactIntegrityError(
+                    f"encoder {name!r} in {folder}: array {key!r} holds NaN or infinite values; re-save it"
+                )
         state = EncoderState(name, str(meta.get("class", "")), dict(meta.get("config", {})), arrays)
-        out[name] = _rebuild(state)
+        try:
+            out[name] = _rebuild(state)
+        except Exception as error:  # an encoder class refusing state that is not its own
+            raise ArtifactIntegrityError(
+                f"encoder {name!r} in {folder} cannot be rebuilt ({type(error).__name__}: {error})"
+            ) from None
     return out
 
 

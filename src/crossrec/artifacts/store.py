@@ -16,7 +16,8 @@ Layout of an artifact folder::
     encoders/<name>.safetensors
 
 Nothing is pickled. Saving writes a hidden temporary folder next to the target and renames it
-into place; loading verifies every file against the manifest before reading any of it.
+into place; loading reads every file once, verifies it against the manifest and parses those same
+bytes, then checks what the arrays hold (see :mod:`crossrec.artifacts._validate`).
 """
 
 from __future__ import annotations
@@ -24,12 +25,11 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import json
+import logging
 import os
 import pkgutil
 import shutil
-import tempfile
-import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -38,16 +38,27 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import scipy.sparse as sp
 
-from crossrec.artifacts._manifest import manifest_digest, read_manifest, verify_files, write_manifest
+from crossrec.artifacts._manifest import read_verified, write_manifest
+from crossrec.artifacts._snapshot import parse_safetensors
+from crossrec.artifacts._validate import check_csr_arrays, check_finite, check_model
 from crossrec.artifacts.artifact import Artifact, ArtifactMetadata, ColdStartModel, item_similarity_matrix
 from crossrec.artifacts.encoders import load_encoders, save_encoders
 from crossrec.artifacts.errors import ArtifactIntegrityError, ArtifactVersionError
+from crossrec.data.outputs import (
+    OutputFolderError,
+    check_replaceable,
+    clean_stale_work_folders,
+    make_work_folder,
+    work_path,
+)
 from crossrec.data.vocabulary import Vocabulary
-from crossrec.models.base import MODEL_REGISTRY, NotFittedError, Recommender
+from crossrec.models.base import MODEL_REGISTRY, NotFittedError, Recommender, get_model_class
 
 __all__ = ["load_artifact", "save_artifact", "verify_artifact"]
 
 _JSON_FILES = ("metadata.json", "config.json", "evaluation.json")
+
+logger = logging.getLogger(__name__)
 
 
 def _to_json_dict(value: Mapping[str, Any] | Any | None, what: str) -> dict[str, Any]:
@@ -80,9 +91,9 @@ def _write_vocabulary(path: Path, vocabulary: Vocabulary) -> None:
     pq.write_table(table, path)
 
 
-def _read_vocabulary(path: Path) -> Vocabulary:
+def _read_vocabulary(path: Path, data: bytearray) -> Vocabulary:
     try:
-        table = pq.read_table(path)
+        table = pq.read_table(pa.BufferReader(bytes(data)))
     except (OSError, pa.ArrowException) as error:
         raise ArtifactIntegrityError(f"{path} is not a readable Parquet file: {error}") from None
     if table.column_names != ["id"]:
@@ -112,6 +123,7 @@ def save_artifact(
     bundle_hash: str | None = None,
     encoders: Mapping[str, object] | None = None,
     overwrite: bool = False,
+    inputs: Iterable[str | Path] = (),
 ) -> Path:
     """Save a fitted model with its id maps, seen items and popularity as an artifact folder.
 
@@ -136,7 +148,11 @@ def save_artifact(
         Fitted feature encoders by name (see :mod:`crossrec.artifacts.encoders`).
     overwrite
         Replace an existing artifact at ``folder`` (the old one is removed after the new one
-        is in place).
+        is in place). Only a crossrec artifact holding only the files its manifest lists is
+        replaced; anything else is refused with :class:`FileExistsError`.
+    inputs
+        Files and folders the caller read (e.g. the bundle): ``folder`` may be none of them and
+        contain none.
 
     Returns
     -------
@@ -155,8 +171,12 @@ def save_artifact(
     train = sp.csr_matrix(train)
     if train.shape != (n_users, n_items):
         raise ValueError(f"train has shape {train.shape}, the model needs ({n_users}, {n_items})")
-    if folder.exists() and not overwrite:
+    if (folder.exists() or folder.is_symlink()) and not overwrite:
         raise FileExistsError(f"{folder} already exists: choose a new folder or pass overwrite=True")
+    try:
+        replacing = check_replaceable(folder, kind="artifact", force=True, inputs=inputs)
+    except OutputFolderError as error:
+        raise FileExistsError(str(error)) from None
     config_dict = _to_json_dict(config, "config")
     evaluation_dict = _to_json_dict(evaluation, "evaluation")
 
@@ -179,7 +199,9 @@ def save_artifact(
     }
 
     folder.parent.mkdir(parents=True, exist_ok=True)
-    temporary = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
+    for stale in clean_stale_work_folders(folder.parent, folder.name).messages():
+        logger.warning(stale)
+    temporary = make_work_folder(folder.parent, folder.name, "tmp")
     try:
         model.save(temporary / "model")
         (temporary / "vocab").mkdir()
@@ -205,8 +227,8 @@ def save_artifact(
         (temporary / "manifest.json").chmod(0o644)
         _fsync_tree(temporary)
         temporary.chmod(0o755)
-        if folder.exists():
-            retired = folder.parent / f".{folder.name}.old-{uuid.uuid4().hex[:8]}"
+        if replacing and folder.exists():
+            retired = work_path(folder.parent, folder.name, "old")
             os.rename(folder, retired)
             os.rename(temporary, folder)
             shutil.rmtree(retired, ignore_errors=True)
@@ -219,7 +241,7 @@ def save_artifact(
 
 
 def verify_artifact(folder: str | Path) -> dict[str, Any]:
-    """Check the manifest and every file's size and sha256; return the manifest.
+    """Check the manifest and every file's size, sha256 and declared arrays; return the manifest.
 
     Raises
     ------
@@ -228,9 +250,7 @@ def verify_artifact(folder: str | Path) -> dict[str, Any]:
     ArtifactVersionError
         An artifact format this crossrec does not read.
     """
-    folder = Path(folder)
-    manifest = read_manifest(folder)
-    verify_files(folder, manifest)
+    manifest, _, _ = read_verified(Path(folder))
     return manifest
 
 
@@ -251,14 +271,22 @@ def _ensure_model_registered(name: str) -> None:
         )
 
 
-def _read_json(folder: Path, name: str) -> dict[str, Any]:
+def _json(folder: Path, contents: Mapping[str, bytearray], name: str) -> dict[str, Any]:
     try:
-        value = json.loads((folder / name).read_text())
-    except (OSError, ValueError) as error:
+        value = json.loads(bytes(contents[name]).decode("utf-8"))
+    except (KeyError, UnicodeDecodeError, ValueError) as error:
         raise ArtifactIntegrityError(f"{folder / name} cannot be read as JSON: {error}") from None
     if not isinstance(value, dict):
         raise ArtifactIntegrityError(f"{folder / name} must hold a JSON object")
     return value
+
+
+def _tensors(folder: Path, contents: Mapping[str, bytearray], name: str) -> dict[str, np.ndarray]:
+    if name not in contents:
+        raise ArtifactIntegrityError(f"{folder} has no {name}: the artifact is incomplete, re-save it")
+    arrays = parse_safetensors(contents[name], str(folder / name))
+    check_finite(folder, name, arrays)
+    return arrays
 
 
 def _check(condition: bool, folder: Path, message: str) -> None:
@@ -266,72 +294,114 @@ def _check(condition: bool, folder: Path, message: str) -> None:
         raise ArtifactIntegrityError(f"{folder}: {message}; the artifact is inconsistent, re-save it")
 
 
+def _is_count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _restore_model(
+    folder: Path, contents: Mapping[str, bytearray], n_users: int, n_items: int
+) -> Recommender:
+    """The model of ``model/`` rebuilt from the verified bytes (what :meth:`Recommender.load` does,
+    without opening the files again)."""
+    meta = _json(folder, contents, "model/model.json")
+    name, params = meta.get("model"), meta.get("params")
+    if not isinstance(name, str) or not isinstance(params, dict):
+        raise ArtifactIntegrityError(f"{folder / 'model/model.json'} must give the model name and params")
+    _check(
+        _is_count(meta.get("n_users")) and _is_count(meta.get("n_items")),
+        folder,
+        "model/model.json does not give the model's sizes",
+    )
+    _check(
+        (meta["n_users"], meta["n_items"]) == (n_users, n_items),
+        folder,
+        f"the model has {meta['n_users']} x {meta['n_items']} rows but the vocabularies "
+        f"{n_users} x {n_items}",
+    )
+    _ensure_model_registered(name)
+    arrays = _tensors(folder, contents, "model/weights.safetensors")
+    try:
+        model = get_model_class(name)(**params)
+        model.n_users_, model.n_items_ = n_users, n_items
+        model._set_state(arrays)
+    except Exception as error:  # whatever a model raises on state that is not its own
+        raise ArtifactIntegrityError(
+            f"{folder / 'model'} cannot be loaded as a {name!r} model ({type(error).__name__}: {error}); "
+            "the artifact is inconsistent, re-save it"
+        ) from None
+    return model
+
+
+def _vocabulary(folder: Path, contents: Mapping[str, bytearray], name: str) -> Vocabulary:
+    if name not in contents:
+        raise ArtifactIntegrityError(f"{folder} has no {name}: the artifact is incomplete, re-save it")
+    return _read_vocabulary(folder / name, contents[name])
+
+
 def load_artifact(folder: str | Path) -> Artifact:
     """Verify and load an artifact written by :func:`save_artifact`.
 
-    Every file is checked against ``manifest.json`` (presence, size, sha256) before anything is
-    parsed, then the parts are checked against each other (sizes of vocabularies, weights,
-    seen-items index and popularity).
+    Every file is read once and checked against ``manifest.json`` (presence, size, sha256, declared
+    arrays) before anything is parsed from the same bytes; then the contents are checked: sizes of
+    vocabularies, weights, seen-items index and popularity agree, every floating array is finite,
+    every sparse structure and index lies inside its matrix, and a probe of a few users scores
+    ``(users, n_items)`` finite numbers.
 
     Raises
     ------
     ArtifactIntegrityError
-        The folder was tampered with, truncated or is inconsistent.
+        The folder was tampered with, truncated, is inconsistent or holds values a model cannot use.
     ArtifactVersionError
         The artifact format or its model class is not supported by this crossrec.
     """
-    from safetensors import SafetensorError
-    from safetensors.numpy import load_file
-
     folder = Path(folder).resolve()
-    manifest = verify_artifact(folder)
-    metadata = _read_json(folder, "metadata.json")
+    manifest, artifact_id, contents = read_verified(folder)
+    metadata = _json(folder, contents, "metadata.json")
     model_name = metadata.get("model")
     if not isinstance(model_name, str):
         raise ArtifactIntegrityError(f"{folder / 'metadata.json'} has no model name")
-    _ensure_model_registered(model_name)
-    try:
-        model = Recommender.load(folder / "model")
-    except (OSError, ValueError, TypeError, KeyError, SafetensorError) as error:
-        raise ArtifactIntegrityError(
-            f"{folder / 'model'} cannot be loaded as a {model_name!r} model: {error}"
-        ) from None
-    users = _read_vocabulary(folder / "vocab" / "users.parquet")
-    items = _read_vocabulary(folder / "vocab" / "items.parquet")
-    try:
-        index = load_file(str(folder / "index.safetensors"))
-    except (OSError, SafetensorError) as error:
-        raise ArtifactIntegrityError(f"{folder / 'index.safetensors'} cannot be read: {error}") from None
-
+    users = _vocabulary(folder, contents, "vocab/users.parquet")
+    items = _vocabulary(folder, contents, "vocab/items.parquet")
     n_users, n_items = len(users), len(items)
-    _check(model.name == model_name, folder, f"metadata says {model_name!r}, the model is {model.name!r}")
     _check(
-        (model.n_users_, model.n_items_) == (n_users, n_items),
+        (metadata.get("n_users"), metadata.get("n_items")) in ((n_users, n_items), (None, None)),
         folder,
-        f"the model has {model.n_users_} x {model.n_items_} rows but the vocabularies {n_users} x {n_items}",
+        f"metadata.json says {metadata.get('n_users')} x {metadata.get('n_items')}, the vocabularies hold "
+        f"{n_users} x {n_items}",
     )
+    _ensure_model_registered(model_name)
+    model = _restore_model(folder, contents, n_users, n_items)
+    _check(model.name == model_name, folder, f"metadata says {model_name!r}, the model is {model.name!r}")
+
+    index = _tensors(folder, contents, "index.safetensors")
     needed = {"seen_indptr", "seen_indices", "item_popularity"}
     _check(needed <= set(index), folder, f"index.safetensors must hold {sorted(needed)}")
     indptr, indices, popularity = index["seen_indptr"], index["seen_indices"], index["item_popularity"]
-    _check(indptr.shape == (n_users + 1,) and indptr[0] == 0, folder, "seen_indptr does not match the users")
-    monotone = bool(np.all(np.diff(indptr) >= 0)) and indptr[-1] == len(indices)
-    _check(monotone, folder, "seen_indptr is not monotone")
-    in_range = len(indices) == 0 or (indices.min() >= 0 and indices.max() < n_items)
-    _check(in_range, folder, "seen items out of range")
+    _check(
+        indptr.dtype.kind in "iu" and indices.dtype.kind in "iu" and popularity.dtype.kind == "f",
+        folder,
+        "index.safetensors must hold integer seen items and float popularity",
+    )
+    _check(indptr.shape == (n_users + 1,), folder, "seen_indptr does not match the users")
+    _check(indices.ndim == 1, folder, "seen_indices must be one-dimensional")
     _check(popularity.shape == (n_items,), folder, "item_popularity does not match the items")
-    tables = (("user", model.user_vectors(), n_users), ("item", model.item_vectors(), n_items))
-    for what, vectors, rows in tables:
-        if vectors is not None:
-            _check(np.shape(vectors)[0] == rows, folder, f"{what} vectors do not match the {what} vocabulary")
+    check_csr_arrays(folder, "the seen-items index", indptr, indices, (n_users, n_items))
     seen = sp.csr_matrix((np.ones(len(indices), dtype=np.float32), indices, indptr), shape=(n_users, n_items))
+    check_model(folder, model, n_users, n_items)
 
     encoder_names = metadata.get("encoders") or []
-    encoders = load_encoders(folder / "encoders", list(encoder_names)) if encoder_names else {}
-    config = _read_json(folder, "config.json")
-    evaluation = _read_json(folder, "evaluation.json")
+    if not isinstance(encoder_names, list) or not all(isinstance(n, str) for n in encoder_names):
+        raise ArtifactIntegrityError(f"{folder / 'metadata.json'}: 'encoders' must be a list of names")
+    encoders = (
+        load_encoders(folder / "encoders", encoder_names, _encoder_reader(folder, contents))
+        if encoder_names
+        else {}
+    )
+    config = _json(folder, contents, "config.json")
+    evaluation = _json(folder, contents, "evaluation.json")
     vectors = model.item_vectors()
     info = ArtifactMetadata(
-        artifact_id=manifest_digest(folder),
+        artifact_id=artifact_id,
         path=str(folder),
         format_version=int(manifest["format_version"]),
         crossrec_version=str(manifest.get("crossrec_version", "")),
@@ -347,4 +417,19 @@ def load_artifact(folder: str | Path) -> Artifact:
         config=config,
         evaluation=evaluation,
     )
-    return Artifact(model, users, items, seen, popularity, info, encoders)
+    try:
+        return Artifact(model, users, items, seen, popularity, info, encoders)
+    except (ValueError, TypeError, IndexError, np.linalg.LinAlgError) as error:
+        raise ArtifactIntegrityError(
+            f"{folder}: the model cannot be served ({type(error).__name__}: {error}); re-save it"
+        ) from None
+
+
+def _encoder_reader(folder: Path, contents: Mapping[str, bytearray]) -> Any:
+    def read(name: str) -> bytearray:
+        key = f"encoders/{name}"
+        if key not in contents:
+            raise ArtifactIntegrityError(f"{folder / key} is missing: the artifact is incomplete")
+        return contents[key]
+
+    return read

@@ -51,7 +51,11 @@ def synth(
     k_core: int = typer.Option(0, help="k_core written to sources.toml."),
     shard_rows: str = typer.Option("2M", help="Interactions per Parquet shard."),
     seed: int = typer.Option(0, help="Seed of everything generated."),
-    force: bool = typer.Option(False, "--force", help="Replace an existing folder."),
+    force: bool = typer.Option(
+        False,
+        "--force",
+        help="Replace an existing folder (only one `crossrec synth` wrote, with only its files).",
+    ),
 ) -> None:
     """Generate a synthetic multi-domain dataset that `crossrec ingest OUTPUT/sources.toml` reads."""
     from crossrec.data.synthetic import SynthConfig, generate_synthetic, parse_count
@@ -71,6 +75,11 @@ def synth(
         result = generate_synthetic(output, config, overwrite=force)
     except (ValueError, ValidationError, FileExistsError) as error:
         raise _fail(str(error)) from None
+    except OSError as error:
+        where = f" {error.filename}" if error.filename else f" {output}"
+        raise _fail(f"cannot write{where}: {error.strerror or error}; choose a writable folder") from None
+    except KeyboardInterrupt:
+        raise _fail(f"interrupted: nothing was written to {output}") from None
     console = Console()
     table = Table(title=f"synthetic data in {output}")
     for column in (

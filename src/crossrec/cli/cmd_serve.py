@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import json
 from pathlib import Path
 
@@ -120,34 +119,58 @@ def serve(
     host: str = typer.Option("127.0.0.1", help="Interface to bind."),
     port: int = typer.Option(8000, min=0, max=65535, help="TCP port."),
     api_keys_file: Path | None = typer.Option(
-        None, help="File with accepted X-API-Key values, one per line (also read: $CROSSREC_API_KEYS)."
+        None, help="File with accepted read X-API-Key values, one per line (also read: $CROSSREC_API_KEYS)."
+    ),
+    admin_keys_file: Path | None = typer.Option(
+        None,
+        help="File with admin keys for POST /v1/admin/reload (also read: $CROSSREC_ADMIN_KEYS); "
+        "without one there is no admin endpoint.",
+    ),
+    insecure: bool = typer.Option(
+        False, "--insecure", help="Allow a non-loopback --host without read keys (anyone can query it)."
     ),
     max_body_bytes: int = typer.Option(64 * 1024, min=1024, help="Larger request bodies get 413."),
+    request_timeout: float = typer.Option(
+        10.0, min=0.1, help="Seconds a client has to send a whole request (headers and body) before 408."
+    ),
+    max_connections: int = typer.Option(2048, min=1, help="Open connections beyond this get 503."),
+    docs: bool = typer.Option(True, help="Serve Swagger UI at /docs (assets from the package, no CDN)."),
     access_log: bool = typer.Option(True, help="JSON access log lines on stderr."),
     log_level: str = typer.Option("info", help="uvicorn/crossrec log level."),
 ) -> None:
     """Serve recommendations over HTTP (FastAPI + uvicorn); OpenAPI docs at /docs."""
+    from pydantic import ValidationError
+
     from crossrec.artifacts import ArtifactError
-    from crossrec.serving import ServeSettings, load_api_keys, run_server
+    from crossrec.serving import ADMIN_KEYS_ENV, ServeSettings, load_api_keys, run_server
 
     console = Console(stderr=True)
     try:
         keys = load_api_keys(api_keys_file)
+        admin_keys = load_api_keys(admin_keys_file, env_var=ADMIN_KEYS_ENV)
+        settings = ServeSettings(
+            artifact=artifact,
+            host=host,
+            port=port,
+            api_keys=keys,
+            admin_keys=admin_keys,
+            insecure=insecure,
+            max_body_bytes=max_body_bytes,
+            request_timeout_s=request_timeout,
+            max_connections=max_connections,
+            docs=docs,
+            access_log=access_log,
+        )
+    except ValidationError as error:
+        problems = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in error.errors())
+        raise _fail(console, problems, 2) from None
     except ValueError as error:
         raise _fail(console, str(error), 2) from None
-    if not keys and not _is_loopback(host):
+    if insecure and not keys and not _is_loopback(host):
         console.print(
-            f"[yellow]warning:[/yellow] serving on {host} without API keys: anyone who can reach it can "
-            "query it; pass --api-keys-file or set CROSSREC_API_KEYS"
+            f"[yellow]warning:[/yellow] serving on {host} without API keys (--insecure): anyone who can "
+            "reach it can query it"
         )
-    settings = ServeSettings(
-        artifact=artifact,
-        host=host,
-        port=port,
-        api_keys=keys,
-        max_body_bytes=max_body_bytes,
-        access_log=access_log,
-    )
     try:
         run_server(settings, log_level=log_level)
     except ArtifactError as error:
@@ -155,9 +178,6 @@ def serve(
 
 
 def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    from crossrec.serving.settings import is_loopback
+
+    return is_loopback(host)

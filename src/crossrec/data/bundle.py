@@ -11,7 +11,6 @@ import hashlib
 import json
 import os
 import shutil
-import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +25,13 @@ import pyarrow.parquet as pq
 from crossrec.data.domain import Domain
 from crossrec.data.errors import BundleError
 from crossrec.data.interactions import Interactions
+from crossrec.data.outputs import (
+    BUNDLE_FORMAT,
+    OutputFolderError,
+    check_replaceable,
+    make_work_folder,
+    work_path,
+)
 from crossrec.data.vocabulary import Vocabulary
 
 __all__ = ["BUNDLE_TABLES", "SCHEMA_VERSION", "Bundle", "load_bundle", "write_bundle", "write_parquet"]
@@ -91,7 +97,9 @@ def write_bundle(
     manifest
         Manifest content; ``schema_version``, ``files`` (sha256, bytes, rows) are added here.
     overwrite
-        Replace an existing bundle (the old one stays until the new one is complete).
+        Replace an existing bundle (the old one stays until the new one is complete). Only a folder
+        that is a crossrec bundle holding only the files crossrec wrote is replaced (see
+        :func:`crossrec.data.outputs.check_replaceable`).
 
     Returns
     -------
@@ -99,24 +107,25 @@ def write_bundle(
         The manifest as written.
     """
     output = Path(output)
-    if output.exists() and not overwrite:
-        raise BundleError(f"{output} already exists; choose another folder or pass overwrite (--force)")
+    try:
+        replacing = check_replaceable(output, kind="bundle", force=overwrite)
+    except OutputFolderError as error:
+        raise BundleError(str(error)) from None
     output.parent.mkdir(parents=True, exist_ok=True)
-    partial = output.parent / f".{output.name}.partial-{uuid.uuid4().hex[:8]}"
-    partial.mkdir()
+    partial = make_work_folder(output.parent, output.name, "partial")
     try:
         files: dict[str, dict[str, Any]] = {}
         for name in BUNDLE_TABLES:
             path = partial / f"{name}.parquet"
             rows = tables[name](path)
             files[path.name] = {"sha256": _sha256(path), "bytes": path.stat().st_size, "rows": rows}
-        manifest = {"schema_version": SCHEMA_VERSION, **manifest, "files": files}
+        manifest = {"format": BUNDLE_FORMAT, "schema_version": SCHEMA_VERSION, **manifest, "files": files}
         (partial / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
         for path in partial.iterdir():
             with open(path, "rb") as handle:
                 os.fsync(handle.fileno())
-        if output.exists():
-            retired = output.parent / f".{output.name}.old-{uuid.uuid4().hex[:8]}"
+        if replacing and output.exists():
+            retired = work_path(output.parent, output.name, "old")
             output.rename(retired)
             partial.rename(output)
             shutil.rmtree(retired, ignore_errors=True)

@@ -7,9 +7,10 @@ DuckDB; Python only sees distinct phone numbers, link keys of kept users and ite
 
 from __future__ import annotations
 
+import glob
 import logging
+import os
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,13 @@ from crossrec.data.cleaning import Funnel, deduplicate, filter_min_value, k_core
 from crossrec.data.errors import BundleError, IngestError, SourcesError
 from crossrec.data.linking import LINK_COLUMNS, item_links, link_rates, user_links
 from crossrec.data.normalize import identity_key_sql, item_key_sql, normalize_phones, title_sql
-from crossrec.data.readers import StagedTable, stage_table
+from crossrec.data.outputs import (
+    OutputFolderError,
+    check_replaceable,
+    clean_stale_work_folders,
+    make_work_folder,
+)
+from crossrec.data.readers import StagedTable, sqlite_path, stage_table
 from crossrec.data.security import HmacKey, check_credential_values, check_no_emails, load_link_key
 from crossrec.data.sources import SourceConfig, SourcesFile, load_sources
 from crossrec.data.tables import ORDER_SHIFT, type_entities, type_interactions
@@ -174,6 +181,31 @@ class _Run:
             )
         return n
 
+    def check_reject_rate(self, source: str, table: str, read: int, rejected: int) -> float:
+        """Warn above ``[rejects] warn_rate``, fail above ``fail_rate``; returns the rate."""
+        rate = rejected / read if read else 0.0
+        limits = self.config.rejects
+        if rate <= limits.warn_rate:
+            return rate
+        reasons = self.con.execute(
+            'SELECT reason, count(*) n FROM _rejects WHERE source = ? AND "table" = ? '
+            "GROUP BY 1 ORDER BY n DESC, reason LIMIT 3",
+            [source, table],
+        ).fetchall()
+        detail = "; ".join(f"{n:,} x {reason}" for reason, n in reasons)
+        where = f"source '{source}' {table}"
+        if rate > limits.fail_rate:
+            raise IngestError(
+                f"{where}: {rejected:,} of {read:,} rows ({rate:.1%}) were rejected, more than "
+                f"[rejects] fail_rate = {limits.fail_rate:g} ({detail}); check the column mapping, types "
+                "and rating_scale, or raise fail_rate in the sources file"
+            )
+        self.warnings.append(
+            f"{where}: {rejected:,} of {read:,} rows ({rate:.1%}) were rejected, more than [rejects] "
+            f"warn_rate = {limits.warn_rate:g} ({detail}); details in rejects.parquet"
+        )
+        return rate
+
     # ------------------------------------------------------------------------------------- helpers
 
     def count(self, table: str, where: str = "true") -> int:
@@ -233,6 +265,7 @@ def _ingest_interactions(run: _Run, index: int, name: str, source: SourceConfig)
     )
     read = staged.rows + len(staged.structural_rejects)
     valid = staged.rows - rejected
+    rate = run.check_reject_rate(name, "interactions", read, read - valid)
     run.funnel.add(domain, name, "read", read)
     run.funnel.add(domain, name, "valid", valid)
     kept = valid
@@ -258,7 +291,9 @@ def _ingest_interactions(run: _Run, index: int, name: str, source: SourceConfig)
         "files": len(staged.files),
         "rows_read": read,
         "rejected": read - valid,
+        "reject_rate": round(rate, 6),
         "kept": kept,
+        "ignored_columns": list(table.ignore_columns),
     }
     log.info("source %r: %d interactions read, %d kept", name, read, kept)
 
@@ -327,13 +362,16 @@ def _ingest_entities(run: _Run, index: int, name: str, source: SourceConfig, lab
     )
     run.con.execute(f"DROP TABLE {qi(typed)}")
     read = staged.rows + len(staged.structural_rejects)
+    rate = run.check_reject_rate(name, label, read, read - (staged.rows - rejected))
     run.source_stats[name]["tables"][label] = {
         "location": table.describe(),
         "format": "sql" if table.is_sql else table.file_format,
         "files": len(staged.files),
         "rows_read": read,
         "rejected": read - (staged.rows - rejected),
+        "reject_rate": round(rate, 6),
         "kept": staged.rows - rejected,
+        "ignored_columns": list(table.ignore_columns),
     }
 
 
@@ -628,6 +666,35 @@ def _domain_summary(run: _Run) -> dict[str, Any]:
     return out
 
 
+def _unwritable(output: Path, error: OSError) -> str:
+    where = f" ({error.filename})" if error.filename else ""
+    return (
+        f"cannot write the bundle {output}: {error.strerror or error}{where}; choose a folder you can write "
+        "to, with enough free space"
+    )
+
+
+def _input_paths(config: SourcesFile, sources_path: Path, base_dir: Path) -> list[Path]:
+    """Files and folders the ingest reads: the output folder may be none of them and contain none."""
+    inputs = [sources_path, base_dir]
+    for source in config.sources.values():
+        for table in (source.interactions, source.users, source.items):
+            if table is None:
+                continue
+            if table.path is not None:
+                path = Path(os.path.expanduser(table.path))
+                path = path if path.is_absolute() else base_dir / path
+                while glob.has_magic(str(path)):
+                    path = path.parent
+                inputs.append(path)
+            elif table.url and table.url.lower().startswith("sqlite"):
+                inputs.append(sqlite_path(table.url, base_dir))
+    if config.link.key_file is not None:
+        key_file = Path(config.link.key_file)
+        inputs.append(key_file if key_file.is_absolute() else sources_path.resolve().parent / key_file)
+    return inputs
+
+
 def ingest(
     sources: str | Path,
     output: str | Path,
@@ -665,18 +732,29 @@ def ingest(
     sources_path = Path(sources)
     config, sources_sha = load_sources(sources_path)
     output = Path(output)
-    if output.exists() and not overwrite:
-        raise BundleError(f"{output} already exists; choose another folder or pass overwrite (--force)")
     base_dir = Path(data_dir) if data_dir is not None else sources_path.resolve().parent
+    try:
+        check_replaceable(
+            output, kind="bundle", force=overwrite, inputs=_input_paths(config, sources_path, base_dir)
+        )
+    except OutputFolderError as error:
+        raise BundleError(str(error)) from None
     if not base_dir.is_dir():
         raise IngestError(f"data folder {base_dir} does not exist; check --data-dir")
     key = load_link_key(config.link, sources_path.resolve().parent) if config.links_identities else None
-    output.parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=f".{output.name}.scratch-", dir=output.parent))
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        stale = clean_stale_work_folders(output.parent, output.name)
+        scratch = make_work_folder(output.parent, output.name, "scratch")
+    except OSError as error:
+        raise BundleError(_unwritable(output, error)) from None
     con = connect(scratch, threads=threads, memory_limit=memory_limit)
     try:
         run = _Run(con, config, base_dir, scratch)
         run.key = key
+        run.warnings.extend(stale.messages())
+        for removed in stale.removed:
+            log.info("removed %s, left behind by an earlier run that did not finish", removed)
         for index, (name, source) in enumerate(config.sources.items()):
             run.source_stats[name] = {"domain": config.domain_of(name), "tables": {}}
             _ingest_interactions(run, index, name, source)
@@ -700,7 +778,22 @@ def ingest(
             "domains": _domain_summary(run),
             "funnel": run.funnel.steps,
             "links": link_summary,
-            "rejects": {"rows": reject_rows, "by_reason": by_reason},
+            "rejects": {
+                "rows": reject_rows,
+                "by_reason": by_reason,
+                "warn_rate": config.rejects.warn_rate,
+                "fail_rate": config.rejects.fail_rate,
+            },
+            "ignored_columns": {
+                f"{name}.{label}": list(table.ignore_columns)
+                for name, source in config.sources.items()
+                for label, table in (
+                    ("interactions", source.interactions),
+                    ("users", source.users),
+                    ("items", source.items),
+                )
+                if table is not None and table.ignore_columns
+            },
             "warnings": run.warnings,
         }
         tables = {
@@ -720,7 +813,10 @@ def ingest(
                 _REJECT_SCHEMA,
             ),
         }
-        manifest = write_bundle(output, tables, manifest, overwrite=overwrite)
+        try:
+            manifest = write_bundle(output, tables, manifest, overwrite=overwrite)
+        except OSError as error:
+            raise BundleError(_unwritable(output, error)) from None
     finally:
         con.close()
         shutil.rmtree(scratch, ignore_errors=True)

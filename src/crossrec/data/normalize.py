@@ -15,6 +15,7 @@ from crossrec.data._duck import quote_literal as ql
 __all__ = [
     "identity_key_sql",
     "item_key_sql",
+    "loose_number_sql",
     "normalize_phones",
     "number_sql",
     "tags_sql",
@@ -36,11 +37,17 @@ def text_sql(expression: str) -> str:
     return f"NULLIF(nfc_normalize(trim(CAST({expression} AS VARCHAR))), '')"
 
 
-def number_sql(expression: str, duck_type: str) -> str:
-    """A DOUBLE, or NULL when the value is not a number."""
+def loose_number_sql(expression: str, duck_type: str) -> str:
+    """A DOUBLE, NaN and infinities included, or NULL when the value does not parse as a number."""
     if _is_text(duck_type):
         return f"TRY_CAST(trim({expression}) AS DOUBLE)"
     return f"TRY_CAST({expression} AS DOUBLE)"
+
+
+def number_sql(expression: str, duck_type: str) -> str:
+    """A finite DOUBLE, or NULL when the value is not a number, NaN or infinite."""
+    number = loose_number_sql(expression, duck_type)
+    return f"CASE WHEN isfinite({number}) THEN {number} END"
 
 
 def timestamp_sql(expression: str, duck_type: str, timestamp_format: str) -> str:

@@ -171,6 +171,7 @@ def _stage_files(
     where: str,
 ) -> StagedTable:
     files = _resolve_files(location, base_dir, where)
+    ignore = list(getattr(location, "ignore_columns", []))
     fmt = location.file_format
     staged = StagedTable(
         name=table_name,
@@ -183,16 +184,20 @@ def _stage_files(
         file_where = f"{where}, file {label}"
         rejects = None
         if fmt == "parquet":
-            source_sql = _parquet_sql(path, columns, file_where)
+            source_sql = _parquet_sql(path, columns, file_where, ignore)
         elif fmt == "jsonl":
-            source_sql = _jsonl_sql(con, path, columns, file_where)
+            source_sql = _jsonl_sql(con, path, columns, file_where, ignore)
         else:
-            source_sql, rejects = _text_sql(con, staged, index, location, path, columns, scratch, file_where)
+            source_sql, rejects = _text_sql(
+                con, staged, index, location, path, columns, scratch, file_where, ignore
+            )
         select = ", ".join(qi(c) for c in columns)
         staged.file_starts.append(staged.rows)
         verb = f"CREATE TABLE {qi(table_name)} AS" if index == 0 else f"INSERT INTO {qi(table_name)}"
         try:
             con.execute(f"{verb} SELECT {select}, {index}::INTEGER AS _file FROM {source_sql}")
+        except duckdb.InterruptException:
+            raise KeyboardInterrupt from None
         except duckdb.Error as error:
             # DuckDB messages may quote raw lines (identifiers); report only the kind of problem
             raise IngestError(f"{file_where}: cannot read the file as {fmt}: {_safe_reason(error)}") from None
@@ -225,26 +230,30 @@ def _safe_reason(error: Exception) -> str:
     return first[:200]
 
 
-def _parquet_sql(path: Path, columns: list[str], where: str) -> str:
+def _parquet_sql(path: Path, columns: list[str], where: str, ignore: list[str]) -> str:
     try:
         names = pq.read_schema(path).names
     except (OSError, pa.ArrowInvalid) as error:
         raise IngestError(f"{where}: not a readable Parquet file ({error})") from None
-    _check_columns(names, columns, where)
+    _check_columns(names, columns, where, ignore)
     return f"read_parquet({ql(str(path))})"
 
 
-def _jsonl_sql(con: duckdb.DuckDBPyConnection, path: Path, columns: list[str], where: str) -> str:
+def _jsonl_sql(
+    con: duckdb.DuckDBPyConnection, path: Path, columns: list[str], where: str, ignore: list[str]
+) -> str:
     source = f"read_json({ql(str(path))}, format='newline_delimited', records=true, sample_size=-1)"
     try:
         names = [row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()]
     except duckdb.Error as error:
         raise IngestError(f"{where}: not readable JSON lines: {_safe_reason(error)}") from None
-    _check_columns(names, columns, where)
+    _check_columns(names, columns, where, ignore)
     return source
 
 
-def _check_columns(available: list[str], columns: list[str], where: str) -> None:
+def _check_columns(
+    available: list[str], columns: list[str], where: str, ignore: list[str] | None = None
+) -> None:
     duplicated = sorted({name for name in available if available.count(name) > 1})
     if duplicated:
         raise IngestError(f"{where}: duplicate column names {duplicated}; give every column a distinct name")
@@ -255,6 +264,16 @@ def _check_columns(available: list[str], columns: list[str], where: str) -> None
             "Fix the column mapping in the sources file"
         )
     check_column_names(columns, where)
+    ignore = list(ignore or [])
+    both = sorted(set(ignore) & set(columns))
+    if both:
+        raise IngestError(f"{where}: {both} are both mapped and in ignore_columns; keep one")
+    absent = sorted(set(ignore) - set(available))
+    if absent:
+        raise IngestError(
+            f"{where}: ignore_columns lists {absent}, which the table does not have (it has {available})"
+        )
+    check_column_names([c for c in available if c not in ignore], where, unmapped=True)
 
 
 _DUCKDB_ENCODINGS = {"utf-8": "utf-8", "iso8859-1": "latin-1", "utf-16": "utf-16"}
@@ -269,6 +288,7 @@ def _text_sql(
     columns: list[str],
     scratch: Path,
     where: str,
+    ignore: list[str],
 ) -> tuple[str, str]:
     fmt = location.file_format
     try:
@@ -286,7 +306,7 @@ def _text_sql(
         names = [name for name, _ in atomic_header(header_line)]
     else:
         names = [name.strip() for name in next(csv.reader(io.StringIO(header_line), delimiter=delimiter), [])]
-    _check_columns(names, columns, where)
+    _check_columns(names, columns, where, ignore)
     rejects = f"_rejects_{staged.name}_{index}"
     options = [
         "header=true",
@@ -388,6 +408,7 @@ def _stage_sql(
     scratch: Path,
     where: str,
 ) -> StagedTable:
+    ignore = list(getattr(location, "ignore_columns", []))
     url = location.url or os.environ.get(location.url_env or "", "")
     if not url:
         raise IngestError(
@@ -400,13 +421,15 @@ def _stage_sql(
     scheme = url.split(":", 1)[0].split("+", 1)[0].lower()
     try:
         if scheme == "sqlite":
-            _stage_sqlite(con, url, base_dir, inner, columns, table_name, where)
+            _stage_sqlite(con, url, base_dir, inner, columns, table_name, where, ignore)
         elif scheme in ("postgresql", "postgres"):
-            _stage_postgres(con, url, inner, columns, select, table_name, scratch, where)
+            _stage_postgres(con, url, inner, columns, select, table_name, scratch, where, ignore)
         else:
-            _stage_sqlalchemy(con, url, inner, columns, table_name, where)
-    except IngestError:
+            _stage_sqlalchemy(con, url, inner, columns, table_name, where, ignore)
+    except (IngestError, KeyboardInterrupt):
         raise
+    except duckdb.InterruptException:
+        raise KeyboardInterrupt from None
     except (
         Exception
     ) as error:  # drivers raise their own hierarchies; never echo the URL (it may hold a password)
@@ -418,7 +441,7 @@ def _stage_sql(
     return staged
 
 
-def _sqlite_path(url: str, base_dir: Path) -> Path:
+def sqlite_path(url: str, base_dir: Path) -> Path:
     rest = url.split(":///", 1)[1] if ":///" in url else ""
     path = Path(rest) if rest.startswith("/") else base_dir / rest
     return path
@@ -432,8 +455,9 @@ def _stage_sqlite(
     columns: list[str],
     table: str,
     where: str,
+    ignore: list[str] | None = None,
 ) -> None:
-    path = _sqlite_path(url, base_dir)
+    path = sqlite_path(url, base_dir)
     if not path.is_file():
         raise IngestError(
             f"{where}: SQLite file {path} not found; check 'url' (sqlite:///relative/or/absolute.db)"
@@ -441,7 +465,7 @@ def _stage_sqlite(
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
         probe = db.execute(f"SELECT * FROM ({inner}) LIMIT 0")
-        _check_columns([d[0] for d in probe.description], columns, where)
+        _check_columns([d[0] for d in probe.description], columns, where, ignore)
         cast = ", ".join(f"CAST({qi(c)} AS TEXT)" for c in columns)
         cursor = db.execute(f"SELECT {cast} FROM ({inner})")
         _load_batches(con, table, columns, _dbapi_batches(cursor, columns))
@@ -450,7 +474,13 @@ def _stage_sqlite(
 
 
 def _stage_sqlalchemy(
-    con: duckdb.DuckDBPyConnection, url: str, inner: str | None, columns: list[str], table: str, where: str
+    con: duckdb.DuckDBPyConnection,
+    url: str,
+    inner: str | None,
+    columns: list[str],
+    table: str,
+    where: str,
+    ignore: list[str] | None = None,
 ) -> None:
     require_extra("db", "reading SQL sources")
     import sqlalchemy
@@ -459,7 +489,7 @@ def _stage_sqlalchemy(
     try:
         with engine.connect() as connection:
             probe = connection.exec_driver_sql(f"SELECT * FROM ({inner}) AS q WHERE 1 = 0")
-            _check_columns(list(probe.keys()), columns, where)
+            _check_columns(list(probe.keys()), columns, where, ignore)
             probe.close()
             select = ", ".join(qi(c) for c in columns)
             result = connection.execution_options(stream_results=True).exec_driver_sql(
@@ -479,6 +509,7 @@ def _stage_postgres(
     table: str,
     scratch: Path,
     where: str,
+    ignore: list[str] | None = None,
 ) -> None:
     require_extra("db", "reading PostgreSQL sources")
     import psycopg
@@ -487,7 +518,7 @@ def _stage_postgres(
     export = scratch / f"{table}.csv"
     with psycopg.connect(url) as db, db.cursor() as cursor:
         cursor.execute(f"SELECT * FROM ({inner}) AS q LIMIT 0")
-        _check_columns([d.name for d in cursor.description or []], columns, where)
+        _check_columns([d.name for d in cursor.description or []], columns, where, ignore)
         # COPY streams the rows as CSV bytes: no Python object per row
         with (
             open(export, "wb") as out,

@@ -56,10 +56,20 @@ def _words(name: str) -> set[str]:
     return words
 
 
-def check_column_names(columns: list[str], where: str) -> None:
-    """Refuse mapped columns whose names look like credentials (password, pwd, secret, token, ...)."""
+def check_column_names(columns: list[str], where: str, *, unmapped: bool = False) -> None:
+    """Refuse columns whose names look like credentials (password, pwd, secret, token, ...).
+
+    ``unmapped``: the columns are the table's other columns (never read), which the sources file can
+    drop explicitly with ``ignore_columns``.
+    """
     for column in columns:
         if _words(column) & _CREDENTIAL_WORDS:
+            if unmapped:
+                raise CredentialError(
+                    f"{where}: the table has a column {column!r} that looks like a credential; crossrec "
+                    f"refuses exports that carry credentials: remove the column from the export, or drop it "
+                    f"explicitly with ignore_columns = [{column!r}] in this table of the sources file"
+                )
             raise CredentialError(f"{where}: column {column!r} looks like a credential; {_REFUSAL}")
 
 

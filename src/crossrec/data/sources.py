@@ -38,6 +38,7 @@ __all__ = [
     "InteractionTable",
     "ItemTable",
     "LinkConfig",
+    "RejectLimits",
     "SourceConfig",
     "SourcesFile",
     "UserTable",
@@ -150,6 +151,9 @@ LinkKeys = dict[str, str]
 
 
 class _Table(Location):
+    ignore_columns: list[str] = Field(default_factory=list)
+    """Columns of the table never to read (e.g. a ``password`` column in an export): a column whose name
+    looks like a credential stops the ingest unless it is listed here; the bundle report lists them."""
     link_keys: LinkKeys = Field(default_factory=dict)
     """Identity link keys: ``{kind = column}``. Kinds ``email``, ``phone`` and ``username`` get their own
     normalisation; any other kind (e.g. ``account``) is trimmed and case-folded."""
@@ -278,11 +282,27 @@ class LinkConfig(_Model):
     """Link items whose normalised titles match this well (rapidfuzz ``token_sort_ratio``, 0-100)."""
 
 
+class RejectLimits(_Model):
+    """How many rejected rows a source's table may have (shares of the rows read)."""
+
+    warn_rate: float = Field(default=0.05, ge=0, le=1)
+    """Above this share of rejected rows the ingest warns (printed even with ``-q``, kept in the report)."""
+    fail_rate: float = Field(default=0.5, ge=0, le=1)
+    """Above this share the ingest fails: the mapping, types or ``rating_scale`` are probably wrong."""
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RejectLimits:
+        if self.warn_rate > self.fail_rate:
+            raise ValueError(f"warn_rate {self.warn_rate} must not be above fail_rate {self.fail_rate}")
+        return self
+
+
 class SourcesFile(_Model):
     """A whole sources file."""
 
     version: Literal[1] = 1
     link: LinkConfig = Field(default_factory=LinkConfig)
+    rejects: RejectLimits = Field(default_factory=RejectLimits)
     sources: dict[Annotated[str, Field(pattern=_NAME.pattern)], SourceConfig]
     domains: dict[str, DomainConfig] = Field(default_factory=dict)
 

@@ -41,6 +41,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from crossrec.data.outputs import (
+    SYNTH_FORMAT,
+    OutputFolderError,
+    check_replaceable,
+    clean_stale_work_folders,
+    make_work_folder,
+    work_path,
+)
+
 __all__ = ["SynthConfig", "SynthDomain", "SynthResult", "generate_synthetic", "parse_count"]
 
 _EPOCH_2020 = 1_577_836_800
@@ -467,40 +476,7 @@ def _sources_toml(config: SynthConfig, plans: list[_Plan]) -> str:
     return "\n".join(lines)
 
 
-def generate_synthetic(
-    output: str | Path, config: SynthConfig | None = None, *, overwrite: bool = False
-) -> SynthResult:
-    """Generate a synthetic multi-domain dataset as Parquet shards plus a ``sources.toml``.
-
-    Parameters
-    ----------
-    output
-        Folder to create.
-    config
-        Sizes, shares and generative settings (default: :class:`SynthConfig` with 1M interactions).
-    overwrite
-        Replace an existing folder.
-
-    Returns
-    -------
-    SynthResult
-        The folder, the sources file to pass to ``crossrec ingest`` and the manifest (``synth.json``):
-        per domain the users, items, interactions written, linked users and shared items.
-
-    Raises
-    ------
-    FileExistsError
-        When ``output`` exists and ``overwrite`` is false.
-    """
-    config = config or SynthConfig()
-    output = Path(output)
-    if output.exists():
-        if not overwrite:
-            raise FileExistsError(
-                f"{output} already exists; choose another folder or pass overwrite (--force)"
-            )
-        shutil.rmtree(output)
-    output.mkdir(parents=True)
+def _generate_into(output: Path, config: SynthConfig) -> dict[str, Any]:
     started = time.perf_counter()
     plans = _plans(config)
     world = _World(config, plans)
@@ -521,13 +497,67 @@ def generate_synthetic(
             "shared_items": plan.shared_items,
             **written,
         }
-    sources = output / "sources.toml"
-    sources.write_text(_sources_toml(config, plans))
+    (output / "sources.toml").write_text(_sources_toml(config, plans))
+    files = sorted(path.relative_to(output).as_posix() for path in output.rglob("*") if path.is_file())
     manifest = {
+        "format": SYNTH_FORMAT,
         "config": config.model_dump(),
         "domains": domains,
         "interactions": sum(d["interactions"] for d in domains.values()),
         "seconds": round(time.perf_counter() - started, 3),
+        "files": files,
     }
     (output / "synth.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
+def generate_synthetic(
+    output: str | Path, config: SynthConfig | None = None, *, overwrite: bool = False
+) -> SynthResult:
+    """Generate a synthetic multi-domain dataset as Parquet shards plus a ``sources.toml``.
+
+    Parameters
+    ----------
+    output
+        Folder to create.
+    config
+        Sizes, shares and generative settings (default: :class:`SynthConfig` with 1M interactions).
+    overwrite
+        Replace an existing folder (only one that ``generate_synthetic`` wrote, holding only its files).
+
+    Returns
+    -------
+    SynthResult
+        The folder, the sources file to pass to ``crossrec ingest`` and the manifest (``synth.json``):
+        per domain the users, items, interactions written, linked users and shared items.
+
+    Raises
+    ------
+    FileExistsError
+        When ``output`` exists and ``overwrite`` is false.
+    """
+    config = config or SynthConfig()
+    output = Path(output)
+    if (output.exists() or output.is_symlink()) and not overwrite:
+        raise FileExistsError(f"{output} already exists; choose another folder or pass overwrite (--force)")
+    try:
+        replacing = check_replaceable(output, kind="synth", force=True)
+    except OutputFolderError as error:
+        raise FileExistsError(str(error)) from None
+    output.parent.mkdir(parents=True, exist_ok=True)
+    clean_stale_work_folders(output.parent, output.name)
+    partial = make_work_folder(output.parent, output.name, "partial")
+    try:
+        manifest = _generate_into(partial, config)
+        if replacing and output.exists():
+            retired = work_path(output.parent, output.name, "old")
+            output.rename(retired)
+            partial.rename(output)
+            shutil.rmtree(retired, ignore_errors=True)
+        else:
+            partial.rename(output)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    sources = output / "sources.toml"
     return SynthResult(path=output, sources=sources, manifest=manifest)

@@ -13,7 +13,14 @@ import duckdb
 
 from crossrec.data._duck import quote_identifier as qi
 from crossrec.data._duck import quote_literal as ql
-from crossrec.data.normalize import number_sql, tags_sql, text_sql, timestamp_sql, vector_sql
+from crossrec.data.normalize import (
+    loose_number_sql,
+    number_sql,
+    tags_sql,
+    text_sql,
+    timestamp_sql,
+    vector_sql,
+)
 from crossrec.data.readers import StagedTable
 from crossrec.data.security import HmacKey
 from crossrec.data.sources import AttributeSpec, InteractionTable, ItemTable, UserTable
@@ -121,7 +128,18 @@ def type_interactions(
         Check(table.item, "item IS NULL", "missing item id"),
     ]
     if table.value is not None:
-        checks.append(Check(table.value, "raw_value IS NULL", "value is empty or not a number"))
+        raw = qi(table.value)
+        columns["_value_missing"] = (
+            f"({raw} IS NULL OR {text_sql(raw)} IS NULL)"
+            if types[table.value].upper() in ("VARCHAR", "JSON")
+            else f"({raw} IS NULL)"
+        )
+        columns["_value_number"] = loose_number_sql(raw, types[table.value])
+        checks += [
+            Check(table.value, "_value_missing", "value is empty"),
+            Check(table.value, "_value_number IS NULL", "value is not a number (e.g. '5/5', 'good', '4,0')"),
+            Check(table.value, "raw_value IS NULL", "value is NaN or infinite"),
+        ]
         if table.rating_scale is not None:
             low, high = table.rating_scale
             checks.append(

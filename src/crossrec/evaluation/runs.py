@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from crossrec.data.outputs import check_not_input, check_replaceable
 from crossrec.evaluation.evaluate import (
     ModelEvaluation,
     compare_models,
@@ -44,12 +45,43 @@ from crossrec.evaluation.evaluate import (
     model_intervals,
 )
 from crossrec.evaluation.report import render_report
+from crossrec.models.base import Recommender
 from crossrec.splitting.splits import Split
 
-__all__ = ["RunData", "compare_runs", "load_run", "reevaluate_run", "write_run"]
+__all__ = [
+    "RunData",
+    "check_run_folder",
+    "compare_runs",
+    "load_run",
+    "reevaluate_run",
+    "run_size_bytes",
+    "write_run",
+]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+=-]*$")
-_ARTEFACTS = ("results.json", "report.html", "split", "per_user", "recommendations", "side")
+_ARTEFACTS = ("results.json", "report.html", "split", "per_user", "recommendations", "side", "models")
+
+
+def check_run_folder(run_dir: str | Path, inputs: Sequence[str | Path] = ()) -> None:
+    """Refuse to write a run into ``run_dir`` when it is or contains one of ``inputs``, or when it is
+    an existing non-empty folder that is not a crossrec run folder (what the experiment runner should
+    call before it writes anything into a run folder).
+
+    Raises
+    ------
+    OutputFolderError
+        With what to do instead.
+    """
+    run_dir = Path(run_dir)
+    check_not_input(run_dir, inputs)
+    if run_dir.is_dir() and not run_dir.is_symlink() and not any(run_dir.iterdir()):
+        return  # an empty folder: nothing to lose
+    check_replaceable(run_dir, kind="run", force=True, keep_unlisted=True)
+
+
+def run_size_bytes(run_dir: str | Path) -> int:
+    """Bytes of every file under ``run_dir`` (what a run folder costs on disk)."""
+    return sum(path.stat().st_size for path in Path(run_dir).rglob("*") if path.is_file())
 
 
 def _versions() -> dict[str, str]:
@@ -83,6 +115,9 @@ def write_run(
     n_resamples: int = 2000,
     seed: int = 0,
     title: str | None = None,
+    models: Mapping[str, Recommender] | None = None,
+    keep_models: bool = False,
+    inputs: Sequence[str | Path] = (),
 ) -> Path:
     """Save evaluations, the split, ``results.json`` and ``report.html`` into ``run_dir`` atomically.
 
@@ -103,6 +138,14 @@ def write_run(
         Side data saved so that ``crossrec evaluate`` can recompute diversity and slices.
     n_resamples, seed
         Bootstrap settings of confidence intervals and comparisons.
+    models, keep_models
+        The fitted models by name; saved under ``models/<name>/`` only when ``keep_models`` (dense
+        models such as EASE take hundreds of MB per copy; what re-evaluation needs, the per-user
+        metrics, recommendations and split, is always written, and the kept model belongs in an
+        artifact). ``results.json`` records ``size_bytes``, the bytes written besides itself.
+    inputs
+        Files and folders the run read: ``run_dir`` may be none of them and contain none. An existing
+        ``run_dir`` must be a crossrec run folder (or empty); its other files are kept.
 
     Returns
     -------
@@ -118,6 +161,7 @@ def write_run(
     run_dir = Path(run_dir)
     if not evaluations:
         raise ValueError("no evaluation to write")
+    check_run_folder(run_dir, inputs)
     bad_names = [name for name in evaluations if not _NAME.match(name)]
     if bad_names:
         raise ValueError(f"model names {bad_names} must be letters, digits and _.+=- (they name files)")
@@ -174,6 +218,12 @@ def write_run(
                 pd.DataFrame({k: np.asarray(v, dtype=bool) for k, v in user_groups.items()}).to_parquet(
                     staging / "side" / "user_groups.parquet", index=False
                 )
+        if keep_models and models:
+            for name, model in models.items():
+                model.save(staging / "models" / name)
+        written = sorted(p.relative_to(staging).as_posix() for p in staging.rglob("*") if p.is_file())
+        results["size_bytes"] = sum((staging / name).stat().st_size for name in written)
+        results["run_files"] = [*written, "results.json"]
         (staging / "results.json").write_text(json.dumps(results, indent=2, default=_json_default))
         (staging / "report.html").write_text(page, encoding="utf-8")
         _commit(staging, run_dir)
@@ -197,6 +247,8 @@ def _commit(staging: Path, run_dir: Path) -> None:
         return
     for name in _ARTEFACTS:
         target = run_dir / name
+        if name == "models" and not (staging / name).exists():
+            continue  # models saved by an earlier writer stay unless new ones replace them
         if target.is_dir():
             shutil.rmtree(target)
         elif target.exists():
@@ -425,5 +477,6 @@ def compare_runs(
         item_categories=runs[0].item_categories,
         user_groups=runs[0].user_groups,
         title=f"crossrec comparison of {len(runs)} run(s)",
+        inputs=[run.path for run in runs],
     )
     return load_run(out_dir)

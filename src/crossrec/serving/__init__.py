@@ -14,9 +14,10 @@ require_extra("serve", "the HTTP service (crossrec.serving)")
 from crossrec.serving.app import create_app  # noqa: E402
 from crossrec.serving.holder import LoadedModel, ModelHolder  # noqa: E402
 from crossrec.serving.server import configure_logging, run_server  # noqa: E402
-from crossrec.serving.settings import API_KEYS_ENV, ServeSettings, load_api_keys  # noqa: E402
+from crossrec.serving.settings import ADMIN_KEYS_ENV, API_KEYS_ENV, ServeSettings, load_api_keys  # noqa: E402
 
 __all__ = [
+    "ADMIN_KEYS_ENV",
     "API_KEYS_ENV",
     "LoadedModel",
     "ModelHolder",

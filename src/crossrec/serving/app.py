@@ -6,22 +6,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
+import importlib.resources
 import logging
 import os
 import signal
 import threading
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.security import APIKeyHeader
 
 from crossrec import __version__
 from crossrec.artifacts import Artifact, ArtifactError, ColdStartInputError, Recommendations
 from crossrec.serving._json import json_response as _json
-from crossrec.serving.holder import LoadedModel, ModelHolder
+from crossrec.serving.holder import LoadedModel, ModelHolder, redact_message
 from crossrec.serving.middleware import AccessLogMiddleware, BodySizeLimitMiddleware
 from crossrec.serving.schemas import (
     MAX_K,
@@ -38,16 +41,39 @@ __all__ = ["create_app"]
 
 logger = logging.getLogger("crossrec.serving")
 
-_api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="A key of the service.")
+_api_key_header = APIKeyHeader(
+    name="X-API-Key", auto_error=False, description="A read key of the service.", scheme_name="ReadKey"
+)
+_admin_key_header = APIKeyHeader(
+    name="X-API-Key", auto_error=False, description="An admin key (/v1/admin only).", scheme_name="AdminKey"
+)
 
 K = Annotated[int, Query(ge=1, le=MAX_K, description="List length.")]
 UserId = Annotated[str, PathParam(min_length=1, max_length=512, description="A user of the model.")]
 ItemId = Annotated[str, PathParam(min_length=1, max_length=512, description="An item of the model.")]
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {
+        "model": ErrorResponse,
+        "description": "The request cannot be parsed (e.g. an invalid Content-Length header).",
+    },
     401: {"model": ErrorResponse, "description": "Missing or wrong X-API-Key (when keys are configured)."},
     413: {"model": ErrorResponse, "description": "Request body too large."},
 }
+_STRICT_BOOLEANS = {"true": True, "false": False}
+
+
+def _strict_query_booleans(request: Request) -> None:
+    """Booleans in the query string are ``true`` or ``false`` (not ``1``, ``yes`` or ``on``)."""
+    for name in ("exclude_seen",):
+        for value in request.query_params.getlist(name):
+            if value not in _STRICT_BOOLEANS:
+                raise RequestValidationError(
+                    [{"type": "bool_parsing", "loc": ("query", name), "msg": "must be true or false"}]
+                )
+
+
+ExcludeSeen = Annotated[bool, Query(description="Leave out the user's training items (`true` or `false`).")]
 
 
 def _items(recommendations: Recommendations) -> list[dict[str, Any]]:
@@ -57,10 +83,10 @@ def _items(recommendations: Recommendations) -> list[dict[str, Any]]:
     ]
 
 
-def _key_checker(keys: frozenset[str]) -> Any:
+def _key_checker(keys: frozenset[str], header: APIKeyHeader = _api_key_header) -> Any:
     encoded = tuple(key.encode() for key in keys)
 
-    async def require_api_key(api_key: Annotated[str | None, Depends(_api_key_header)]) -> None:
+    async def require_api_key(api_key: str | None = Depends(header)) -> None:
         if api_key is None:
             raise HTTPException(401, "missing X-API-Key header", headers={"WWW-Authenticate": "X-API-Key"})
         supplied = api_key.encode("utf-8", "surrogateescape")
@@ -71,6 +97,23 @@ def _key_checker(keys: frozenset[str]) -> Any:
             raise HTTPException(401, "invalid API key", headers={"WWW-Authenticate": "X-API-Key"})
 
     return require_api_key
+
+
+def _one_value(name: str, query: Any, body: Any, given: set[str], default: Any) -> Any:
+    """A parameter given in the query string and/or the body: both must agree."""
+    if query is not None and name in given and query != body:
+        raise RequestValidationError(
+            [
+                {
+                    "type": "value_error",
+                    "loc": ("query", name),
+                    "msg": f"{name} is {query!r} in the query but {body!r} in the body: give one",
+                }
+            ]
+        )
+    if query is not None:
+        return query
+    return body if name in given else default
 
 
 def _install_sighup(app: FastAPI, holder: ModelHolder) -> bool:
@@ -96,6 +139,42 @@ async def _reload(holder: ModelHolder) -> LoadedModel | None:
     except ArtifactError as error:
         logger.error("reload refused, still serving the previous artifact: %s", error)
         return None
+
+
+def _install_docs(app: FastAPI) -> bool:
+    """Swagger UI at ``/docs`` from the assets of the ``fastapi-offline`` package (no CDN); ``False``
+    when the assets are not installed (then there is no ``/docs``)."""
+    try:
+        assets = importlib.resources.files("fastapi_offline") / "static"
+        files = {
+            name: (assets / name).read_bytes()
+            for name in ("swagger-ui-bundle.js", "swagger-ui.css", "favicon.png")
+        }
+    except (ModuleNotFoundError, FileNotFoundError, OSError):
+        logger.warning("Swagger UI assets (package fastapi-offline) are not installed: /docs is off")
+        return False
+    media = {".js": "text/javascript", ".css": "text/css", ".png": "image/png"}
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui(request: Request) -> Response:
+        root = request.scope.get("root_path", "")
+        return get_swagger_ui_html(
+            openapi_url=f"{root}{app.openapi_url}",
+            title=f"{app.title} - Swagger UI",
+            swagger_js_url=f"{root}/docs/assets/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}/docs/assets/swagger-ui.css",
+            swagger_favicon_url=f"{root}/docs/assets/favicon.png",
+            oauth2_redirect_url=None,
+        )
+
+    @app.get("/docs/assets/{name}", include_in_schema=False)
+    async def swagger_asset(name: str) -> Response:
+        if name not in files:
+            raise HTTPException(404, "no such asset")
+        headers = {"cache-control": "public, max-age=86400"}
+        return Response(files[name], media_type=media[Path(name).suffix], headers=headers)
+
+    return True
 
 
 def create_app(
@@ -128,20 +207,27 @@ def create_app(
         version=__version__,
         description=(
             "Top-K recommendations from a crossrec model artifact: known users, new users (cold start "
-            "from their items), similar items. Reload a new artifact with SIGHUP or POST /v1/admin/reload."
+            "from their items), similar items. Reload a new artifact with SIGHUP, or POST /v1/admin/reload "
+            "with an admin key (the endpoint exists only when admin keys are configured)."
         ),
         lifespan=lifespan,
         responses=_ERRORS,
+        docs_url=None,
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
     )
     app.state.holder = holder
     app.state.settings = settings
     app.state.reload_tasks = set()
     # without keys there is nothing to check: skip the dependency (and its per-request cost)
     protected = [Depends(_key_checker(settings.api_keys))] if settings.api_keys else []
+    strict = [Depends(_strict_query_booleans)]
+    if settings.docs:
+        _install_docs(app)
 
     @app.exception_handler(ArtifactError)
     async def artifact_error(request: Request, error: ArtifactError) -> Response:
-        return _json({"detail": str(error)}, 409)
+        return _json({"detail": redact_message(str(error), holder.path)}, 409)
 
     @app.exception_handler(ColdStartInputError)
     async def cold_start_input_error(request: Request, error: ColdStartInputError) -> Response:
@@ -173,11 +259,11 @@ def create_app(
     @app.get(
         "/v1/users/{user_id:path}/recommendations",  # ids may contain "/" (e.g. titles)
         response_model=RecommendationResponse,
-        dependencies=protected,
+        dependencies=protected + strict,
         responses={404: {"model": ErrorResponse, "description": "Unknown user."}},
         tags=["recommendations"],
     )
-    async def recommend_user(user_id: UserId, k: K = 10, exclude_seen: bool = True) -> Response:
+    async def recommend_user(user_id: UserId, k: K = 10, exclude_seen: ExcludeSeen = True) -> Response:
         """Top-K items for a user the model was trained on."""
         served = holder.current.artifact
         if not served.has_user(user_id):
@@ -201,26 +287,39 @@ def create_app(
     @app.post(
         "/v1/recommendations",
         response_model=RecommendationResponse,
-        dependencies=protected,
+        dependencies=protected + strict,
         responses={
             422: {"model": ErrorResponse, "description": "Bad body, or attributes the model cannot encode."}
         },
         tags=["recommendations"],
     )
-    async def recommend_new_user(body: ColdStartRequest) -> Response:
+    async def recommend_new_user(
+        body: ColdStartRequest,
+        k: Annotated[
+            int | None, Query(ge=1, le=MAX_K, description="List length (or `k` in the body).")
+        ] = None,
+        exclude_seen: Annotated[
+            bool | None, Query(description="`true` or `false` (or `exclude_seen` in the body).")
+        ] = None,
+    ) -> Response:
         """Top-K for a user the model was not trained on, from the items they interacted with
-        and/or their attributes. ``path`` says how: ``features`` (the model's cold-start scorer, e.g. a
+        and/or their attributes. ``k`` and ``exclude_seen`` are read from the query string or the body
+        (the same value in both is fine; two different values are a 422).
+
+        ``path`` says how: ``features`` (the model's cold-start scorer, e.g. a
         two-tower model embedding the user from the attributes its user tower encodes),
         ``fold_in`` (embedding models: the user folded in from their items' vectors),
         ``item_item`` (summed item-item rows) or ``popularity`` (nothing else applied)."""
-        served = holder.current.artifact
-        result = served.recommend_cold(
-            body.item_ids, body.attributes, k=body.k, exclude_seen=body.exclude_seen
+        k = _one_value("k", k, body.k, body.model_fields_set, 10)
+        exclude_seen = _one_value(
+            "exclude_seen", exclude_seen, body.exclude_seen, body.model_fields_set, True
         )
+        served = holder.current.artifact
+        result = served.recommend_cold(body.item_ids, body.attributes, k=k, exclude_seen=exclude_seen)
         return _json(
             {
                 "user_id": None,
-                "k": body.k,
+                "k": k,
                 "path": result.path,
                 "items": _items(result),
                 "ignored_items": result.ignored_items,
@@ -254,30 +353,37 @@ def create_app(
             }
         )
 
-    @app.post(
-        "/v1/admin/reload",
-        response_model=ReloadResponse,
-        dependencies=protected,
-        responses={409: {"model": ErrorResponse, "description": "The folder holds no valid artifact now."}},
-        tags=["service"],
-    )
-    async def reload() -> Response:
-        """Re-read the artifact folder and swap it in; requests in flight finish on the old model.
-        A damaged or incompatible artifact is refused (409) and the old one keeps serving."""
-        previous = holder.current.artifact.metadata.artifact_id
-        try:
-            loaded = await asyncio.to_thread(holder.reload)
-        except ArtifactError as error:
-            raise HTTPException(
-                409, f"reload refused, still serving artifact {previous[:12]}: {error}"
-            ) from None
-        return _json(
-            {
-                "previous_artifact_id": previous,
-                "artifact_id": loaded.artifact.metadata.artifact_id,
-                "loaded_at": loaded.loaded_at,
-            }
+    if settings.admin_keys:  # no admin key, no admin endpoint (SIGHUP still reloads)
+        admin = [Depends(_key_checker(settings.admin_keys, _admin_key_header))]
+
+        @app.post(
+            "/v1/admin/reload",
+            response_model=ReloadResponse,
+            dependencies=admin,
+            responses={
+                409: {"model": ErrorResponse, "description": "The folder holds no valid artifact now."}
+            },
+            tags=["service"],
         )
+        async def reload() -> Response:
+            """Re-read the artifact folder and swap it in; requests in flight finish on the old model.
+            A damaged or incompatible artifact is refused (409) and the old one keeps serving. Needs an
+            admin key (read keys are not accepted)."""
+            previous = holder.current.artifact.metadata.artifact_id
+            try:
+                loaded = await asyncio.to_thread(holder.reload)
+            except ArtifactError as error:
+                detail = redact_message(str(error), holder.path)
+                raise HTTPException(
+                    409, f"reload refused, still serving artifact {previous[:12]}: {detail}"
+                ) from None
+            return _json(
+                {
+                    "previous_artifact_id": previous,
+                    "artifact_id": loaded.artifact.metadata.artifact_id,
+                    "loaded_at": loaded.loaded_at,
+                }
+            )
 
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(AccessLogMiddleware, enabled=settings.access_log)

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from crossrec.artifacts import Artifact, load_artifact
 from crossrec.serving._json import finite
 
-__all__ = ["LoadedModel", "ModelHolder"]
+__all__ = ["LoadedModel", "ModelHolder", "redact_message", "redact_paths"]
 
 logger = logging.getLogger("crossrec.serving")
 
@@ -28,8 +30,36 @@ class LoadedModel:
     @classmethod
     def from_artifact(cls, artifact: Artifact) -> LoadedModel:
         loaded_at = datetime.now(UTC).isoformat(timespec="seconds")
-        payload = finite({**artifact.metadata.as_dict(), "loaded_at": loaded_at})
+        metadata = artifact.metadata.as_dict()
+        metadata.pop("path", None)  # the server's file system is nobody's business
+        payload = finite(redact_paths({**metadata, "loaded_at": loaded_at}))
         return cls(artifact, loaded_at, json.dumps(payload, allow_nan=False).encode())
+
+
+_ABSOLUTE = re.compile(r"^(/|[A-Za-z]:[\\/]|\\\\)")
+_SEPARATORS = re.compile(r"[\\/]")
+_EMBEDDED = re.compile(r"(?<![\w.:/>])/(?:[^\s:'\"/]+/)*[^\s:'\",;)]*")
+
+
+def redact_paths(value: Any) -> Any:
+    """Copy of ``value`` (JSON-like) with absolute paths shortened to ``<path>/<last part>``."""
+    if isinstance(value, str):
+        if not _ABSOLUTE.match(value):
+            return value
+        return "<path>/" + _SEPARATORS.split(value.rstrip("/\\"))[-1]
+    if isinstance(value, dict):
+        return {key: redact_paths(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact_paths(item) for item in value]
+    return value
+
+
+def redact_message(message: str, folder: Path) -> str:
+    """An error message without the server's paths: the artifact folder becomes ``<artifact>``,
+    any other absolute path ``<path>``."""
+    for prefix in {str(folder.resolve()), str(folder.absolute()), str(folder)}:
+        message = message.replace(prefix, "<artifact>")
+    return _EMBEDDED.sub("<path>", message)
 
 
 class ModelHolder:

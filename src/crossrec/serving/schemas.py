@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StringConstraints
 
 __all__ = [
     "MAX_K",
@@ -67,8 +67,10 @@ class ColdStartRequest(BaseModel):
     attributes: dict[AttributeName, AttributeValue] = Field(
         default_factory=dict, max_length=100, description="User attributes (models with a feature path)."
     )
-    k: int = Field(10, ge=1, le=MAX_K, description="List length.")
-    exclude_seen: bool = Field(True, description="Leave the given items out of the list.")
+    k: StrictInt = Field(10, ge=1, le=MAX_K, description="List length (a JSON integer).")
+    exclude_seen: StrictBool = Field(
+        True, description="Leave the given items out of the list (a JSON true or false)."
+    )
 
 
 class HealthResponse(BaseModel):
