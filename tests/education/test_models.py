@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 
 from crossrec.models.base import Recommender
+from crossrec.models.inputs import EmbeddingInit, FitInputs
 from crossrec.models.markov import TransitionRecommender
 from crossrec.models.sasrec import SASRec
 from crossrec.models.sequences import Sequences, evaluate_next_items, select_on_validation
-from tests.models.conformance import RecommenderConformance
+from crossrec.testing.models import SequentialConformance
 
 
 def cycle_sequences(n_users: int = 120, n_items: int = 12, length: int = 8, seed: int = 0) -> Sequences:
@@ -21,7 +22,7 @@ def cycle_sequences(n_users: int = 120, n_items: int = 12, length: int = 8, seed
 def test_first_order_markov_predicts_the_next_item_of_a_cycle() -> None:
     sequences = cycle_sequences()
     head, tail = sequences.split_last(n=1)
-    model = TransitionRecommender(history=1, horizon=1).fit_sequences(head)
+    model = TransitionRecommender(history=1, horizon=1).fit(head)
     top = model.score(np.arange(head.n_users)).argmax(axis=1)
     assert np.array_equal(top, tail.items)
     result = evaluate_next_items(model, head, tail)
@@ -30,21 +31,25 @@ def test_first_order_markov_predicts_the_next_item_of_a_cycle() -> None:
 
 def test_longer_horizon_votes_for_later_items() -> None:
     model = TransitionRecommender(history=1, horizon=2, horizon_decay=0.5, popularity_weight=0.0)
-    model.fit_sequences(Sequences.from_lists([[0, 1, 2]] * 3, n_items=4))
+    model.fit(Sequences.from_lists([[0, 1, 2]] * 3, n_items=4))
     scores = model.score_histories(np.array([[0]]))[0]
     assert scores[1] > scores[2] > 0 and scores[3] == 0
 
 
 def test_markov_save_load_scores_identically(tmp_path) -> None:
     sequences = cycle_sequences()
-    model = TransitionRecommender(history=2, horizon=2, preference_weight=0.1).fit_sequences(sequences)
+    model = TransitionRecommender(history=2, horizon=2, preference_weight=0.1).fit(sequences)
     loaded = Recommender.load(model.save(tmp_path / "markov"))
     users = np.arange(10)
     np.testing.assert_allclose(loaded.score(users), model.score(users), rtol=1e-6)
 
 
-def test_plain_fit_on_a_csr_works() -> None:
-    model = TransitionRecommender().fit(cycle_sequences().to_csr())
+def test_fit_refuses_an_unordered_csr_and_says_how_to_order() -> None:
+    with pytest.raises(TypeError, match=r"no order.*Sequences\.from_interactions.*Sequences\.from_csr"):
+        TransitionRecommender().fit(cycle_sequences().to_csr())
+    with pytest.raises(TypeError, match="valid is a sparse matrix"):
+        TransitionRecommender().fit(cycle_sequences(), cycle_sequences().to_csr())
+    model = TransitionRecommender().fit(Sequences.from_csr(cycle_sequences().to_csr()))
     assert model.score(np.array([0, 1])).shape == (2, 12)
 
 
@@ -60,30 +65,36 @@ def test_select_on_validation_prefers_the_right_order() -> None:
     assert len(table) == 3 and best.horizon == 1
 
 
-def tiny_sasrec(**overrides) -> SASRec:
-    settings = dict(dim=16, n_layers=1, n_heads=1, max_length=6, dropout=0.0, epochs=30, batch_size=64)
-    settings.update(learning_rate=1e-2, patience=30, seed=0, num_threads=1)
-    settings.update(overrides)
-    return SASRec(**settings)
+def tiny_sasrec(dim: int = 16, **optim) -> SASRec:
+    settings = {
+        "epochs": 30,
+        "batch_size": 64,
+        "learning_rate": 1e-2,
+        "patience": 30,
+        "seed": 0,
+        "threads": 1,
+    }
+    return SASRec(dim=dim, n_layers=1, n_heads=1, max_length=6, dropout=0.0, optim=settings | optim)
 
 
 def test_sasrec_learns_a_cycle_and_round_trips(tmp_path) -> None:
     sequences = cycle_sequences()
     head, tail = sequences.split_last(n=1)
-    model = tiny_sasrec().fit_sequences(head, tail)
+    model = tiny_sasrec().fit(head, tail)
     assert model.best_score_ > 0.9
     loaded = Recommender.load(model.save(tmp_path / "sasrec"))
     np.testing.assert_allclose(loaded.score(np.arange(5)), model.score(np.arange(5)), rtol=1e-5, atol=1e-5)
 
 
 def test_sasrec_encoder_transfers_to_a_platform_with_other_items() -> None:
-    source = tiny_sasrec(epochs=5).fit_sequences(cycle_sequences(n_items=20))
+    source = tiny_sasrec(epochs=5).fit(cycle_sequences(n_items=20))
     encoder = source.encoder_state()
     assert encoder and not any(key.startswith("item") for key in encoder)
-    target = tiny_sasrec(epochs=1).fit_sequences(cycle_sequences(n_items=7), encoder_init=encoder)
+    inputs = FitInputs(init=EmbeddingInit(state=encoder))
+    target = tiny_sasrec(epochs=1).fit_with(cycle_sequences(n_items=7), None, inputs)
     assert target.score(np.array([0])).shape == (1, 7)
     with pytest.raises(ValueError, match="same dim"):
-        tiny_sasrec(dim=8, epochs=1).fit_sequences(cycle_sequences(n_items=7), encoder_init=encoder)
+        tiny_sasrec(dim=8, epochs=1).fit_with(cycle_sequences(n_items=7), None, inputs)
 
 
 def test_gru4rec_learns_a_cycle_and_transfers(tmp_path) -> None:
@@ -95,45 +106,66 @@ def test_gru4rec_learns_a_cycle_and_transfers(tmp_path) -> None:
         dim=16,
         max_length=6,
         dropout=0.0,
-        epochs=30,
-        batch_size=64,
-        learning_rate=1e-2,
-        patience=30,
-        num_threads=1,
+        optim={"epochs": 30, "batch_size": 64, "learning_rate": 1e-2, "patience": 30, "threads": 1},
     )
-    model.fit_sequences(head, tail)
+    model.fit(head, tail)
     assert model.best_score_ > 0.9
     assert "n_heads" not in model.get_params()
     loaded = Recommender.load(model.save(tmp_path / "gru"))
     np.testing.assert_allclose(loaded.score(np.arange(5)), model.score(np.arange(5)), rtol=1e-5, atol=1e-5)
     encoder = model.encoder_state()
     assert encoder and all(key.startswith(("gru.", "norm.")) for key in encoder)
-    target = GRU4Rec(dim=16, max_length=6, epochs=1, num_threads=1).fit_sequences(
-        cycle_sequences(n_items=5), encoder_init=encoder
+    target = GRU4Rec(dim=16, max_length=6, optim={"epochs": 1, "threads": 1}).fit_with(
+        cycle_sequences(n_items=5), None, FitInputs(init=EmbeddingInit(state=encoder))
     )
     assert target.score(np.array([0])).shape == (1, 5)
 
 
-class TestTransitionConformance(RecommenderConformance):
-    # a CSR has no order; the order-free preference term is what solves the checkerboard
+class TestTransitionConformance(SequentialConformance):
+    # the order-free preference term is what solves the checkerboard
     @classmethod
     def make_model(cls, seed: int = 0) -> Recommender:
         return TransitionRecommender(preference_weight=0.5)
 
+    @classmethod
+    def make_sequence_model(cls, seed: int = 0) -> Recommender:
+        return TransitionRecommender(history=1, horizon=1)
 
-class TestSASRecConformance(RecommenderConformance):
-    personalises = False  # from an unordered CSR the held-out first item is never a "next" item
+
+def _sequence_optim(seed: int) -> dict:
+    return {"epochs": 3, "seed": seed, "threads": 1}
+
+
+class TestSASRecConformance(SequentialConformance):
+    personalises = False  # the checkerboard's held-out item is never a "next" item of its row order
 
     @classmethod
     def make_model(cls, seed: int = 0) -> Recommender:
-        return SASRec(dim=16, n_layers=1, n_heads=1, max_length=12, epochs=3, seed=seed, num_threads=1)
+        return SASRec(dim=16, n_layers=1, n_heads=1, max_length=12, optim=_sequence_optim(seed))
+
+    @classmethod
+    def make_sequence_model(cls, seed: int = 0) -> Recommender:
+        return tiny_sasrec()
+
+    def test_sampled_negatives_and_pairwise_loss_are_refused(self) -> None:
+        with pytest.raises(ValueError, match="negatives"):
+            SASRec(optim={"negatives": 8})
+        with pytest.raises(ValueError, match="full softmax"):
+            SASRec(optim={"loss": "bpr"})
 
 
-class TestGRU4RecConformance(RecommenderConformance):
+class TestGRU4RecConformance(SequentialConformance):
     personalises = False
 
     @classmethod
     def make_model(cls, seed: int = 0) -> Recommender:
         from crossrec.models.gru4rec import GRU4Rec
 
-        return GRU4Rec(dim=16, max_length=12, epochs=3, seed=seed, num_threads=1)
+        return GRU4Rec(dim=16, max_length=12, optim=_sequence_optim(seed))
+
+    @classmethod
+    def make_sequence_model(cls, seed: int = 0) -> Recommender:
+        from crossrec.models.gru4rec import GRU4Rec
+
+        optim = {"epochs": 30, "batch_size": 64, "learning_rate": 1e-2, "patience": 30, "threads": 1}
+        return GRU4Rec(dim=16, max_length=6, dropout=0.0, optim=optim)

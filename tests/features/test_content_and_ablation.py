@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 from crossrec.evaluation import evaluate_ranking, random_split
 from crossrec.evaluation.ablation import ablate_modalities, plot_ablation
 from crossrec.features import FeatureTable
+from crossrec.models.inputs import FitInputs
 from crossrec.models.two_tower import TwoTower
 from crossrec.transfer import TransferData, TransferNotPossibleError, make_strategy
 from crossrec.transfer.content import ContentTransfer, content_transfer
@@ -16,14 +17,10 @@ from crossrec.transfer.content import ContentTransfer, content_transfer
 from .conftest import make_featured_domain
 
 FAST = {
-    "epochs": 10,
-    "batch_size": 512,
-    "learning_rate": 1e-2,
-    "patience": 10,
-    "progress": False,
     "dim": 16,
-    "num_threads": 1,
-}
+    "optim": {"epochs": 10, "batch_size": 512, "learning_rate": 1e-2, "patience": 10, "progress": False,
+              "threads": 1},
+}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -90,10 +87,10 @@ def test_saved_transferred_model_scores_the_same(transferred, tmp_path):
 @pytest.fixture(scope="module")
 def target_model(domains, target_split):
     target = domains[1]
-    return TwoTower(id_dropout=0.3, user_modalities=[], item_modalities=["genre", "year"], **FAST).fit(
+    return TwoTower(id_dropout=0.3, user_modalities=[], item_modalities=["genre", "year"], **FAST).fit_with(
         target_split.matrix("train"),
         target_split.matrix("valid"),
-        item_features=FeatureTable.from_domain(target, "item"),
+        FitInputs(item_features=FeatureTable.from_domain(target, "item")),
     )
 
 

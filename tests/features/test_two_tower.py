@@ -8,18 +8,15 @@ import pytest
 from crossrec.evaluation import evaluate_ranking
 from crossrec.features import FeatureTable
 from crossrec.models.base import Recommender
+from crossrec.models.inputs import FitInputs
 from crossrec.models.two_tower import TwoTower
 from crossrec.splitting import item_cold_start_split
 
 FAST = {
-    "epochs": 15,
-    "batch_size": 512,
-    "learning_rate": 1e-2,
-    "patience": 15,
-    "progress": False,
     "dim": 16,
-    "num_threads": 1,
-}
+    "optim": {"epochs": 15, "batch_size": 512, "learning_rate": 1e-2, "patience": 15, "progress": False,
+              "threads": 1},
+}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -34,8 +31,8 @@ def fitted(featured_domain, cold):
     items = FeatureTable.from_domain(featured_domain, "item")
     users = FeatureTable.from_domain(featured_domain, "user")
     split = cold.split
-    return TwoTower(id_dropout=0.3, **FAST).fit(
-        split.matrix("train"), split.matrix("valid"), item_features=items, user_features=users
+    return TwoTower(id_dropout=0.3, **FAST).fit_with(
+        split.matrix("train"), split.matrix("valid"), FitInputs(item_features=items, user_features=users)
     )
 
 
@@ -98,8 +95,8 @@ def test_save_load_roundtrip_keeps_scores_and_zero_shot_encoding(fitted, feature
 @pytest.mark.parametrize("fusion", ["gated", "attention"])
 def test_every_fusion_trains_and_scores_unseen_items(fusion, featured_domain, cold):
     items = FeatureTable.from_domain(featured_domain, "item")
-    model = TwoTower(fusion=fusion, id_dropout=0.3, user_modalities=[], **FAST).fit(
-        cold.split.matrix("train"), cold.split.matrix("valid"), item_features=items
+    model = TwoTower(fusion=fusion, id_dropout=0.3, user_modalities=[], **FAST).fit_with(
+        cold.split.matrix("train"), cold.split.matrix("valid"), FitInputs(item_features=items)
     )
     assert np.isfinite(model.score(np.arange(5))).all()
     assert cold_ndcg(model, cold) > 0.3
@@ -110,4 +107,4 @@ def test_ids_only_model_and_wrong_table_sizes(featured_domain, cold):
     assert model.modalities == ["user:id", "item:id"]
     items = FeatureTable.from_domain(featured_domain, "item")
     with pytest.raises(ValueError, match="rows but the training matrix"):
-        TwoTower(**FAST).fit(cold.split.matrix("train")[:, :10], item_features=items)
+        TwoTower(**FAST).fit_with(cold.split.matrix("train")[:, :10], None, FitInputs(item_features=items))

@@ -1,4 +1,5 @@
-"""Trainer behaviour: seeded determinism, exact resume from a checkpoint, weights, custom validation."""
+"""Trainer behaviour: seeded determinism, exact resume from a checkpoint, weights, custom validation,
+and the shared epoch loop's stop reasons."""
 
 from __future__ import annotations
 
@@ -6,17 +7,17 @@ import numpy as np
 import pytest
 import torch
 
-from crossrec.models import BPRMF
+from crossrec.models import BPRMF, FitInputs
 from crossrec.models.mf import _MFModule
-from crossrec.training import TrainerConfig, train_embedding_model
-from tests.models.conformance import checkerboard
+from crossrec.testing.models import checkerboard
+from crossrec.training import OptimConfig, train_embedding_model
 
 
 def _train(epochs: int, folder=None, resume: bool = False, weights=None, validation=None, valid=None):
     train, _ = checkerboard()
     torch.manual_seed(0)
     module = _MFModule(train.shape[0], train.shape[1], 8, 0.1)
-    config = TrainerConfig(
+    config = OptimConfig(
         epochs=epochs, batch_size=32, learning_rate=0.05, seed=1, progress=False, patience=50
     )
     history = train_embedding_model(
@@ -72,5 +73,46 @@ def test_custom_validation_drives_early_stopping():
 
 def test_model_fit_passes_checkpoints(tmp_path):
     train, _ = checkerboard()
-    BPRMF(dim=4, epochs=2, progress=False).fit(train, train, checkpoint_dir=tmp_path)
+    optim = {"epochs": 2, "progress": False}
+    BPRMF(dim=4, optim=optim).fit_with(train, train, FitInputs(checkpoint_dir=tmp_path))
     assert (tmp_path / "trainer.json").is_file()
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "rowwise_adagrad"])
+def test_model_resume_continues_exactly(tmp_path, optimizer):
+    train, held_out = checkerboard()
+    valid = train.copy()
+    valid.data[:] = 0
+    valid[np.arange(len(held_out)), held_out] = 1
+    valid.eliminate_zeros()
+    optim = {
+        "optimizer": optimizer,
+        "batch_size": 32,
+        "learning_rate": 0.05,
+        "patience": 50,
+        "progress": False,
+    }
+    full = BPRMF(dim=4, optim=optim | {"epochs": 6}).fit(train, valid)
+    BPRMF(dim=4, optim=optim | {"epochs": 3}).fit_with(train, valid, FitInputs(checkpoint_dir=tmp_path))
+    resumed = BPRMF(dim=4, optim=optim | {"epochs": 6}).fit_with(
+        train, valid, FitInputs(checkpoint_dir=tmp_path, resume=True)
+    )
+    assert [r["epoch"] for r in resumed.history_.epochs] == list(range(1, 7))
+    assert resumed.history_.best_epoch == full.history_.best_epoch
+    np.testing.assert_allclose(resumed.user_vectors(), full.user_vectors(), rtol=1e-6, atol=1e-7)
+
+
+def test_sgd_and_adam_train_differently_and_unknown_optimizers_are_refused():
+    train, _ = checkerboard()
+    optim = {"epochs": 2, "batch_size": 32, "progress": False}
+    adam = BPRMF(dim=4, optim=optim).fit(train).user_vectors()
+    sgd = BPRMF(dim=4, optim=optim | {"optimizer": "sgd"}).fit(train).user_vectors()
+    assert not np.allclose(adam, sgd)
+    with pytest.raises(ValueError, match="optimizer"):
+        OptimConfig(optimizer="adagrad")
+
+
+def test_fit_with_refuses_inputs_by_name():
+    train, _ = checkerboard()
+    with pytest.raises(ValueError, match=r"item_features.*it takes: checkpoint_dir, init"):
+        BPRMF(dim=4).fit_with(train, None, FitInputs(item_features=object()))

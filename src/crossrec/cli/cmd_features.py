@@ -32,6 +32,7 @@ def two_tower(
     from crossrec.data.builtin import DatasetUnavailableError, load_movielens_cdr
     from crossrec.evaluation import evaluate_model, random_split
     from crossrec.features import FeatureTable
+    from crossrec.models.inputs import FitInputs
     from crossrec.models.two_tower import TwoTower
 
     console = Console()
@@ -46,20 +47,14 @@ def two_tower(
         item_modalities=_columns(item_modalities),
         user_modalities=_columns(user_modalities),
         text_encoder=text_encoder,  # type: ignore[arg-type]
-        epochs=epochs,
-        learning_rate=5e-3,
-        batch_size=4096,
-        patience=5,
-        seed=seed,
-        progress=progress,
+        optim={"epochs": epochs, "seed": seed, "progress": progress},
+    )
+    inputs = FitInputs(
+        item_features=FeatureTable.from_domain(target, "item"),
+        user_features=FeatureTable.from_domain(target, "user"),
     )
     try:
-        model.fit(
-            split.matrix("train"),
-            split.matrix("valid"),
-            item_features=FeatureTable.from_domain(target, "item"),
-            user_features=FeatureTable.from_domain(target, "user"),
-        )
+        model.fit_with(split.matrix("train"), split.matrix("valid"), inputs)
     except ValueError as error:
         console.print(f"[red]error:[/red] {error}")
         raise typer.Exit(2) from error

@@ -143,7 +143,8 @@ class SearchConfig(_Strict):
     metric: str = "ndcg@10"
     timeout_seconds: float | None = Field(None, gt=0)
     space: dict[str, SearchDimension] = Field(
-        default_factory=dict, description="'model.<param>' or 'transfer.<param>' -> dimension."
+        default_factory=dict,
+        description="'model.<param>' (e.g. 'model.optim.learning_rate') or 'transfer.<param>' -> dimension.",
     )
 
     @model_validator(mode="after")

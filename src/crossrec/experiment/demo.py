@@ -30,8 +30,8 @@ from crossrec.evaluation import (
 )
 from crossrec.models import EASE
 from crossrec.models.base import Recommender
-from crossrec.models.embedding import EmbeddingInit
 from crossrec.models.fold_in import fold_in_users
+from crossrec.models.inputs import EmbeddingInit, FitInputs
 from crossrec.models.mf import BPRMF
 from crossrec.models.popularity import Popularity
 from crossrec.transfer import Joint, TransferData
@@ -119,9 +119,9 @@ def run_demo(config: DemoConfig) -> DemoResult:
     links = Links.by_shared_ids(source.items, target.items)
 
     def mf(**overrides: object) -> BPRMF:
-        params = dict(dim=config.dim, epochs=config.epochs, seed=config.seed, progress=config.progress)
-        params.update(overrides)
-        return BPRMF(**params)
+        optim = dict(epochs=config.epochs, seed=config.seed, progress=config.progress)
+        optim.update(overrides)
+        return BPRMF(dim=config.dim, optim=optim)
 
     models: dict[str, Recommender] = {}
     seconds: dict[str, float] = {}
@@ -131,16 +131,16 @@ def run_demo(config: DemoConfig) -> DemoResult:
     seconds["popularity"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    models[BASELINE] = mf().fit(train, valid, description="target-only BPR-MF")
+    models[BASELINE] = mf().fit_with(train, valid, FitInputs(label="target-only BPR-MF"))
     seconds[BASELINE] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    pretrained = mf(batch_size=8192, learning_rate=5e-3, patience=3).fit(
-        source_split.matrix("train"), source_split.matrix("valid"), description="pretrain on source"
+    pretrained = mf(batch_size=8192, learning_rate=5e-3, patience=3).fit_with(
+        source_split.matrix("train"), source_split.matrix("valid"), FitInputs(label="pretrain on source")
     )
     item_init = warm_start_table(pretrained.item_vectors(), links, target.n_items, seed=config.seed)
     init = EmbeddingInit(item=item_init, user=fold_in_users(item_init, train))
-    models[TRANSFER] = mf().fit(train, valid, init=init, description="transfer: fine-tune")
+    models[TRANSFER] = mf().fit_with(train, valid, FitInputs(init=init, label="transfer: fine-tune"))
     seconds[TRANSFER] = time.perf_counter() - t0
 
     # The strongest family on this data: EASE alone, and EASE trained jointly with the source

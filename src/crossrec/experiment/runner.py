@@ -19,6 +19,7 @@ from crossrec.evaluation.runs import write_run
 from crossrec.experiment.config import ExperimentConfig
 from crossrec.experiment.search import SearchResult, apply_params, tune
 from crossrec.models.base import Recommender, get_model_class
+from crossrec.models.gradient import GradientRecommender
 from crossrec.splitting.splits import (
     Split,
     cold_start_split,
@@ -26,6 +27,7 @@ from crossrec.splitting.splits import (
     random_split,
     temporal_split,
 )
+from crossrec.training.optim import OptimConfig
 from crossrec.transfer.base import TransferData, make_strategy
 from crossrec.transfer.guard import AutoResult, GuardResult, auto_transfer, guarded_transfer
 from crossrec.transfer.links import Links
@@ -157,8 +159,13 @@ def prepare(config: ExperimentConfig) -> TransferData:
 def build_model(config: ExperimentConfig, params: dict[str, Any] | None = None) -> Recommender:
     """The configured model (search overrides in ``params``); quiet progress unless asked."""
     cls = get_model_class(config.model.name)
-    kwargs = {**config.model.params, **(params or {})}
+    kwargs = _merged(config.model.params, params or {})
     accepted = cls.__init__.__code__.co_varnames
+    if issubclass(cls, GradientRecommender):  # seed and threads are optimiser settings
+        run = {"seed": config.seed} | ({"threads": config.num_threads} if config.num_threads else {})
+        given = kwargs.get("optim") or {}
+        given = given.model_dump(exclude_unset=True) if isinstance(given, OptimConfig) else dict(given)
+        kwargs["optim"] = run | given
     if "seed" in accepted and "seed" not in kwargs:
         kwargs["seed"] = config.seed
     if "num_threads" in accepted and config.num_threads and "num_threads" not in kwargs:
@@ -167,6 +174,16 @@ def build_model(config: ExperimentConfig, params: dict[str, Any] | None = None) 
         return cls(**kwargs)
     except TypeError as error:
         raise ValueError(f"model {config.model.name!r}: {error}") from error
+
+
+def _merged(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """``base`` updated by ``overrides``, nested dicts (e.g. ``optim``) merged key by key."""
+    out = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            value = _merged(out[key], value)
+        out[key] = value
+    return out
 
 
 def build_strategy(

@@ -31,9 +31,19 @@ class SearchResult:
 
 
 def apply_params(params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Split ``{"model.reg": 1, "transfer.domain_weight": 0.2}`` into model and transfer overrides."""
-    model = {k.removeprefix("model."): v for k, v in params.items() if k.startswith("model.")}
-    transfer = {k.removeprefix("transfer."): v for k, v in params.items() if k.startswith("transfer.")}
+    """Split ``{"model.reg": 1, "transfer.domain_weight": 0.2}`` into model and transfer overrides;
+    deeper keys nest (``"model.optim.learning_rate"`` -> ``{"optim": {"learning_rate": ...}}``)."""
+    model: dict[str, Any] = {}
+    transfer: dict[str, Any] = {}
+    for key, value in params.items():
+        head, _, rest = key.partition(".")
+        target = model if head == "model" else transfer if head == "transfer" else None
+        if target is None:
+            continue
+        *parents, leaf = rest.split(".")
+        for parent in parents:
+            target = target.setdefault(parent, {})
+        target[leaf] = value
     return model, transfer
 
 

@@ -6,7 +6,7 @@ fuse modalities (concatenation, gates, attention) with modality dropout. (Item c
 Typical use::
 
     items = FeatureTable.from_domain(domain, "item")
-    model = TwoTower(fusion="gated").fit(train, valid, item_features=items)
+    model = TwoTower(fusion="gated").fit_with(train, valid, FitInputs(item_features=items))
 """
 
 from crossrec.features.encoders import (

@@ -1,11 +1,24 @@
 """crossrec.models: one small :class:`Recommender` interface and its implementations.
 
 Target-only baselines: :class:`Popularity`, :class:`ItemKNN`, :class:`EASE`; gradient-trained
-embedding models: :class:`BPRMF`, :class:`LightGCN` (and the two-tower hybrid when installed).
+embedding models: :class:`BPRMF`, :class:`LightGCN` (and the two-tower hybrid in
+:mod:`crossrec.models.two_tower`), configured by one ``optim=``
+(:class:`~crossrec.training.optim.OptimConfig`); sequence models in :mod:`crossrec.models.sasrec`,
+:mod:`~crossrec.models.gru4rec` and :mod:`~crossrec.models.markov`. Extra fit inputs go through
+``fit_with(train, valid, FitInputs(...))``.
 """
 
-from crossrec.models.base import MODEL_REGISTRY, NotFittedError, Recommender, get_model_class, register_model
-from crossrec.models.embedding import EmbeddingInit, EmbeddingRecommender
+from crossrec.models.base import (
+    MODEL_REGISTRY,
+    CapabilityError,
+    NotFittedError,
+    Recommender,
+    get_model_class,
+    register_model,
+)
+from crossrec.models.embedding import EmbeddingRecommender
+from crossrec.models.gradient import GradientRecommender
+from crossrec.models.inputs import EmbeddingInit, FitInputs
 from crossrec.models.item_based import EASE, ItemKNN, ItemSimilarityRecommender
 from crossrec.models.lightgcn import LightGCN, normalized_adjacency
 from crossrec.models.mf import BPRMF
@@ -15,8 +28,11 @@ __all__ = [
     "BPRMF",
     "EASE",
     "MODEL_REGISTRY",
+    "CapabilityError",
     "EmbeddingInit",
     "EmbeddingRecommender",
+    "FitInputs",
+    "GradientRecommender",
     "ItemKNN",
     "ItemSimilarityRecommender",
     "LightGCN",

@@ -3,136 +3,70 @@
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Mapping
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Self
+from typing import ClassVar, Self
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 from torch import nn
 
-from crossrec.models.base import Recommender
+from crossrec.models.gradient import GradientRecommender
+from crossrec.models.inputs import EmbeddingInit, FitInputs
 from crossrec.ranking.topk import FactorScorer
-from crossrec.training.trainer import TrainerConfig, TrainingHistory, Validation, train_embedding_model
+from crossrec.training.loop import TrainingHistory
+from crossrec.training.trainer import train_embedding_model
 
 __all__ = ["EmbeddingInit", "EmbeddingRecommender"]
 
 
-@dataclass(frozen=True)
-class EmbeddingInit:
-    """Initial ID-embedding tables supplied by a transfer strategy.
-
-    Attributes
-    ----------
-    user, item
-        ``(n_users, dim)`` / ``(n_items, dim)`` starting tables, or ``None`` for the model's
-        own random initialisation.
-    transferred_lr_scale
-        Learning-rate multiplier for the tables that were supplied (``< 1`` keeps them closer
-        to what was learned in the source; ``0`` freezes them).
-    state
-        Other module parameters by name (e.g. feature towers of a pretrained model); copied
-        where the name and shape match, and counted as transferred.
-    freeze
-        Parameter-name prefixes to freeze (e.g. ``("item_embedding",)`` or ``("user_tower",)``).
-    head
-        Freeze the whole module and train only a ``dim x dim`` linear head on the user side
-        (initialised to the identity).
-    """
-
-    user: np.ndarray | None = None
-    item: np.ndarray | None = None
-    transferred_lr_scale: float = 1.0
-    state: Mapping[str, np.ndarray] | None = None
-    freeze: tuple[str, ...] = ()
-    head: bool = False
-
-
-class EmbeddingRecommender(Recommender):
+class EmbeddingRecommender(GradientRecommender):
     """Base of gradient-trained embedding models (BPR-MF, LightGCN, two-tower).
 
     Subclasses build the torch module in :meth:`_build_module`; the module has ``user_embedding``
-    and ``item_embedding`` tables and ``embeddings() -> (users, items)``.
+    and ``item_embedding`` tables and ``embeddings() -> (users, items)``. Training reads the model's
+    ``optim`` (:class:`~crossrec.training.optim.OptimConfig`).
     """
 
-    history_: TrainingHistory
+    fit_inputs: ClassVar[frozenset[str]] = frozenset(
+        {"init", "weights", "validation", "checkpoint_dir", "resume"}
+    )
 
-    def _trainer_config(self) -> TrainerConfig:
-        return TrainerConfig(
-            epochs=self.epochs,
-            batch_size=self.batch_size,
-            learning_rate=self.learning_rate,
-            l2=self.l2,
-            loss=self.loss,
-            n_negatives=self.n_negatives,
-            patience=self.patience,
-            seed=self.seed,
-            num_threads=self.num_threads,
-            progress=self.progress,
-        )
+    history_: TrainingHistory
 
     @abstractmethod
     def _build_module(self, train: sp.csr_matrix) -> nn.Module:
         """A fresh torch module for a training matrix of this shape."""
 
-    def fit(
-        self,
-        train: sp.csr_matrix,
-        valid: sp.csr_matrix | None = None,
-        *,
-        init: EmbeddingInit | None = None,
-        description: str | None = None,
-        weights: np.ndarray | None = None,
-        validation: Validation | None = None,
-        checkpoint_dir: str | Path | None = None,
-        resume: bool = False,
-    ) -> Self:
-        """Train with early stopping on ``valid``; ``init`` warm-starts the ID tables.
+    def fit(self, train: sp.csr_matrix, valid: sp.csr_matrix | None = None) -> Self:
+        """Train with early stopping on ``valid`` (``optim.valid_metric``)."""
+        return self.fit_with(train, valid, FitInputs())
 
-        Parameters
-        ----------
-        train, valid
-            Binary training and validation matrices (same shape).
-        init
-            Initial tables from a transfer strategy (see :class:`EmbeddingInit`).
-        description
-            Progress-bar label.
-        weights
-            Loss weight per training interaction (CSR order), e.g. for joint training.
-        validation
-            Custom early-stopping score ``(user_table, item_table) -> float``.
-        checkpoint_dir, resume
-            Checkpoint folder, and whether to continue from the checkpoint found there.
-        """
+    def fit_with(self, train: sp.csr_matrix, valid: sp.csr_matrix | None, inputs: FitInputs) -> Self:
+        """Train with early stopping on ``valid``; ``inputs.init`` warm-starts the tables, ``weights``
+        weigh the interactions, ``validation`` replaces the ranking of ``valid``, ``checkpoint_dir`` /
+        ``resume`` checkpoint the run (see :class:`~crossrec.models.inputs.FitInputs`)."""
+        self.check_inputs(inputs)
         train = sp.csr_matrix(train)
         module = self._new_module(train)
         groups = None
+        init = inputs.init
         if init is not None:
-            groups = _apply_init(module, init, self.learning_rate)
+            groups = _apply_init(module, init, self.optim.learning_rate)
             if init.head:
                 module = _HeadModule(module)
                 groups = [{"params": list(module.head.parameters())}]
         self.history_ = train_embedding_model(
-            module,
-            train,
-            valid,
-            self._trainer_config(),
-            parameter_groups=groups,
-            description=description or self.name,
-            weights=weights,
-            validation=validation,
-            checkpoint_dir=checkpoint_dir,
-            resume=resume,
-        )
+            module, train, valid, self.optim, parameter_groups=groups, label=inputs.label or self.name,
+            weights=inputs.weights, validation=inputs.validation, checkpoint_dir=inputs.checkpoint_dir,
+            resume=inputs.resume,
+        )  # fmt: skip
         self._module = module
         self._cache_vectors()
         return self
 
     def _new_module(self, train: sp.csr_matrix) -> nn.Module:
         self.n_users_, self.n_items_ = train.shape
-        torch.manual_seed(self.seed)
+        torch.manual_seed(self.optim.seed)
         return self._build_module(train)
 
     def build_module(self, train: sp.csr_matrix) -> nn.Module:

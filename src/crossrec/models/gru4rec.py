@@ -8,12 +8,13 @@ encoder (the GRU and the final norm) transfers across platforms with ``encoder_s
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
 from crossrec.models.base import register_model
+from crossrec.models.gradient import OptimSpec
 from crossrec.models.sasrec import SASRec
 
 __all__ = ["GRU4Rec"]
@@ -56,33 +57,15 @@ class GRU4Rec(SASRec):
         n_layers: int = 1,
         max_length: int = 50,
         dropout: float = 0.2,
-        epochs: int = 200,
-        batch_size: int = 256,
-        learning_rate: float = 1e-3,
-        l2: float = 0.0,
         horizon: int = 1,
         horizon_decay: float = 0.5,
-        patience: int = 10,
-        seed: int = 0,
-        num_threads: int | None = None,
-        verbose: bool = False,
+        optim: OptimSpec = None,
+        **flat: Any,
     ) -> None:
         super().__init__(
-            dim=dim,
-            n_layers=n_layers,
-            max_length=max_length,
-            dropout=dropout,
-            epochs=epochs,
-            batch_size=batch_size,
-            learning_rate=learning_rate,
-            l2=l2,
-            horizon=horizon,
-            horizon_decay=horizon_decay,
-            patience=patience,
-            seed=seed,
-            num_threads=num_threads,
-            verbose=verbose,
-        )
+            dim=dim, n_layers=n_layers, max_length=max_length, dropout=dropout, horizon=horizon,
+            horizon_decay=horizon_decay, optim=optim, **flat,
+        )  # fmt: skip
         del self.n_heads
 
     def _build(self, n_items: int) -> nn.Module:

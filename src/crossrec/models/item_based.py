@@ -10,13 +10,14 @@ without the training data.
 from __future__ import annotations
 
 from abc import abstractmethod
-from typing import Self
+from typing import ClassVar, Self
 
 import numpy as np
 import scipy.sparse as sp
 
 from crossrec.models._sparse import arrays_to_csr, csr_to_arrays
 from crossrec.models.base import Recommender, register_model
+from crossrec.models.inputs import FitInputs
 
 __all__ = ["EASE", "ItemKNN", "ItemSimilarityRecommender"]
 
@@ -31,15 +32,14 @@ class ItemSimilarityRecommender(Recommender):
     user_items_: sp.csr_matrix
     similarity_: np.ndarray | sp.csr_matrix
 
-    def fit(
-        self,
-        train: sp.csr_matrix,
-        valid: sp.csr_matrix | None = None,
-        *,
-        extra_rows: sp.csr_matrix | None = None,
-        extra_columns: sp.csr_matrix | None = None,
-    ) -> Self:
-        """Learn the item x item matrix from ``train`` (``valid`` is not needed: closed form).
+    fit_inputs: ClassVar[frozenset[str]] = frozenset({"extra_rows", "extra_columns"})
+
+    def fit(self, train: sp.csr_matrix, valid: sp.csr_matrix | None = None) -> Self:
+        """Learn the item x item matrix from ``train`` (``valid`` is not needed: closed form)."""
+        return self.fit_with(train, valid, FitInputs())
+
+    def fit_with(self, train: sp.csr_matrix, valid: sp.csr_matrix | None, inputs: FitInputs) -> Self:
+        """:meth:`fit` with extra rows and columns (what joint transfer trains with).
 
         Parameters
         ----------
@@ -47,15 +47,16 @@ class ItemSimilarityRecommender(Recommender):
             ``(n_users, n_items)`` binary training matrix.
         valid
             Ignored (accepted for the common interface).
-        extra_rows
-            ``(n_extra_users, n_items)`` additional (already weighted) rows in the same item
-            space, e.g. source users with shared items mapped to target items. They shape the
-            similarities but are not users of the fitted model.
-        extra_columns
-            ``(n_users, n_extra)`` additional (already weighted) history columns per user, e.g.
-            a linked user's items in a source domain. Their similarities to the target items
-            are learned and they take part in scoring.
+        inputs
+            ``extra_rows``: ``(n_extra_users, n_items)`` additional (already weighted) rows in the same
+            item space, e.g. source users with shared items mapped to target items; they shape the
+            similarities but are not users of the fitted model. ``extra_columns``: ``(n_users,
+            n_extra)`` additional (already weighted) history columns per user, e.g. a linked user's
+            items in a source domain; their similarities to the target items are learned and they
+            take part in scoring.
         """
+        self.check_inputs(inputs)
+        extra_rows, extra_columns = inputs.extra_rows, inputs.extra_columns
         train = sp.csr_matrix(train, dtype=np.float32)
         self.n_users_, self.n_items_ = train.shape
         history = train
@@ -96,6 +97,11 @@ class ItemSimilarityRecommender(Recommender):
 
     def item_vectors(self) -> np.ndarray | None:
         return None
+
+    def item_similarities(self) -> np.ndarray | sp.csr_matrix:
+        """The ``(n_items, n_items)`` item-item rows (what :meth:`similar_items` ranks)."""
+        self._check_fitted()
+        return self.similarity_[: self.n_items_]
 
     def state_arrays(self) -> dict[str, np.ndarray]:
         arrays = csr_to_arrays("history", self.user_items_)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal, Self
+from typing import Any, ClassVar, Self
 
 import numpy as np
 import scipy.sparse as sp
@@ -11,6 +11,7 @@ from torch import nn
 
 from crossrec.models.base import register_model
 from crossrec.models.embedding import EmbeddingRecommender
+from crossrec.models.gradient import OptimSpec
 
 __all__ = ["LightGCN", "normalized_adjacency"]
 
@@ -72,45 +73,23 @@ class LightGCN(EmbeddingRecommender):
         Embedding size.
     layers
         Propagation layers (0 is plain MF).
-    loss, n_negatives, learning_rate, l2, epochs, batch_size, patience
-        Optimisation (see :class:`crossrec.training.TrainerConfig`).
     init_std
         Standard deviation of the normal initialisation of the layer-0 tables.
-    seed, num_threads, progress
-        Determinism, torch threads, progress bar.
+    optim
+        Optimisation (:class:`~crossrec.training.optim.OptimConfig` or a mapping of its fields);
+        LightGCN's defaults: ``l2=1e-4``, ``batch_size=4096``.
     """
 
     name = "lightgcn"
+    default_optim: ClassVar[dict[str, Any]] = {"l2": 1e-4, "batch_size": 4096}
 
     def __init__(
-        self,
-        dim: int = 64,
-        layers: int = 2,
-        loss: Literal["bpr", "softmax"] = "bpr",
-        n_negatives: int = 1,
-        learning_rate: float = 1e-3,
-        l2: float = 1e-4,
-        epochs: int = 200,
-        batch_size: int = 4096,
-        patience: int = 10,
-        init_std: float = 0.1,
-        seed: int = 0,
-        num_threads: int | None = None,
-        progress: bool = True,
+        self, dim: int = 64, layers: int = 2, init_std: float = 0.1, optim: OptimSpec = None, **flat: Any
     ) -> None:
         self.dim = dim
         self.layers = layers
-        self.loss = loss
-        self.n_negatives = n_negatives
-        self.learning_rate = learning_rate
-        self.l2 = l2
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.patience = patience
         self.init_std = init_std
-        self.seed = seed
-        self.num_threads = num_threads
-        self.progress = progress
+        self._init_optim(optim, flat)
 
     def _build_module(self, train: sp.csr_matrix) -> nn.Module:
         if self.layers < 0:

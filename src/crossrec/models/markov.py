@@ -26,6 +26,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from crossrec.models.base import register_model
+from crossrec.models.inputs import FitInputs
 from crossrec.models.sequences import Sequences, SequentialRecommender
 
 __all__ = ["TransitionRecommender"]
@@ -94,7 +95,7 @@ class TransitionRecommender(SequentialRecommender):
         if self.normalize not in ("row", "none"):
             raise ValueError(f"normalize must be 'row' or 'none', got {self.normalize!r}")
 
-    def fit_sequences(self, train: Sequences, valid: Sequences | None = None) -> Self:
+    def _fit(self, train: Sequences, valid: Sequences | None, inputs: FitInputs) -> Self:
         """Count gap transitions in ``train`` (``valid`` is not needed: there is nothing to stop)."""
         self._validate()
         n_items = train.n_items

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Self
 
 import scipy.sparse as sp
 import torch
 from torch import nn
 
 from crossrec.models.base import register_model
-from crossrec.models.embedding import EmbeddingRecommender
+from crossrec.models.embedding import EmbeddingRecommender, _apply_init
+from crossrec.models.gradient import OptimSpec
+from crossrec.models.inputs import FitInputs
+from crossrec.training.optim import OptimConfig
 
 __all__ = ["BPRMF"]
 
@@ -34,48 +37,67 @@ class BPRMF(EmbeddingRecommender):
     ----------
     dim
         Embedding size.
-    loss
-        ``"bpr"`` (pairwise, Rendle et al. 2009) or ``"softmax"`` (sampled softmax over
-        ``n_negatives`` uniform negatives).
-    n_negatives
-        Negatives per positive.
-    learning_rate, l2, epochs, batch_size, patience
-        Optimisation (see :class:`crossrec.training.TrainerConfig`).
     init_std
         Standard deviation of the normal initialisation.
-    seed, num_threads, progress
-        Determinism, torch threads, progress bar.
+    optim
+        Optimisation (:class:`~crossrec.training.optim.OptimConfig` or a mapping of its fields): ``loss``
+        ``"bpr"`` (pairwise, Rendle et al. 2009) or ``"softmax"`` (sampled softmax over ``negatives``
+        uniform negatives); ``optimizer="rowwise_adagrad"`` trains with the lean closed-form BPR step of
+        :mod:`crossrec.training.fast_bpr` (BPR, one negative), the one data-parallel BPR-MF uses at scale.
     """
 
     name = "bpr_mf"
 
-    def __init__(
-        self,
-        dim: int = 64,
-        loss: Literal["bpr", "softmax"] = "bpr",
-        n_negatives: int = 1,
-        learning_rate: float = 1e-3,
-        l2: float = 0.0,
-        epochs: int = 200,
-        batch_size: int = 2048,
-        patience: int = 10,
-        init_std: float = 0.1,
-        seed: int = 0,
-        num_threads: int | None = None,
-        progress: bool = True,
-    ) -> None:
+    def __init__(self, dim: int = 64, init_std: float = 0.1, optim: OptimSpec = None, **flat: Any) -> None:
         self.dim = dim
-        self.loss = loss
-        self.n_negatives = n_negatives
-        self.learning_rate = learning_rate
-        self.l2 = l2
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.patience = patience
         self.init_std = init_std
-        self.seed = seed
-        self.num_threads = num_threads
-        self.progress = progress
+        self._init_optim(optim, flat)
+
+    def _check_optim(self, optim: OptimConfig) -> None:
+        if optim.optimizer == "rowwise_adagrad" and (optim.loss != "bpr" or optim.negatives != 1):
+            raise ValueError(
+                "BPRMF: optim.optimizer='rowwise_adagrad' is the lean BPR step: it needs loss='bpr' and "
+                f"negatives=1, got loss={optim.loss!r}, negatives={optim.negatives}"
+            )
 
     def _build_module(self, train: sp.csr_matrix) -> nn.Module:
         return _MFModule(train.shape[0], train.shape[1], self.dim, self.init_std)
+
+    def fit_with(self, train: sp.csr_matrix, valid: sp.csr_matrix | None, inputs: FitInputs) -> Self:
+        if self.optim.optimizer != "rowwise_adagrad":
+            return super().fit_with(train, valid, inputs)
+        return self._fit_lean(sp.csr_matrix(train), valid, inputs)
+
+    def _fit_lean(self, train: sp.csr_matrix, valid: sp.csr_matrix | None, inputs: FitInputs) -> Self:
+        """Fit with the lean row-wise step (:class:`~crossrec.training.fast_bpr.LeanBPRTrainer`)."""
+        from crossrec.training.fast_bpr import BPRTables, LeanBPRTrainer, csr_arrays
+        from crossrec.training.loop import run_epochs
+        from crossrec.training.trainer import table_validation
+
+        self.check_inputs(inputs)
+        init = inputs.init
+        if inputs.weights is not None or (
+            init is not None and (init.state or init.freeze or init.head or init.transferred_lr_scale != 1)
+        ):
+            raise ValueError(
+                "BPRMF with optim.optimizer='rowwise_adagrad' takes initial user/item tables only (no "
+                "weights, state, freeze, head or transferred_lr_scale); use optimizer='adam' for those"
+            )
+        if self.optim.threads:
+            torch.set_num_threads(self.optim.threads)
+        module = self._new_module(train)
+        if init is not None:
+            _apply_init(module, init, self.optim.learning_rate)
+        user, item = module.embeddings()
+        trainer = LeanBPRTrainer(BPRTables.from_tables(user, item), csr_arrays(train), self.optim)
+        scoring = inputs.validation
+        if scoring is None and valid is not None:
+            scoring = table_validation(train, valid, self.optim)
+        self.history_ = run_epochs(
+            trainer, self.optim, validate=None if scoring is None else lambda: scoring(*trainer.vectors()),
+            label=inputs.label or self.name, checkpoint_dir=inputs.checkpoint_dir, resume=inputs.resume,
+        )  # fmt: skip
+        with torch.no_grad():
+            module.user_embedding.weight.copy_(trainer.tables.user)
+            module.item_embedding.weight.copy_(trainer.tables.item)
+        return self.adopt_module(module)

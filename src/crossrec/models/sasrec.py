@@ -12,23 +12,30 @@ protocols that hold out each user's next *few* items. Early stopping watches NDC
 
 Transfer: the *sequence encoder* (position embeddings, Transformer blocks, final norm) does not depend
 on the item vocabulary, so it can be trained on one platform and reused on another that shares no
-ids: ``target.fit_sequences(seqs, valid, encoder_init=source.encoder_state())``. ``item_init`` seeds
-the target's item table, e.g. from course text (a content bridge).
+ids: ``target.fit_with(seqs, valid, FitInputs(init=EmbeddingInit(state=source.encoder_state())))``.
+``EmbeddingInit(item=...)`` seeds the target's item table, e.g. from course text (a content bridge).
+The loop is the shared one of :func:`crossrec.training.loop.run_epochs` (early stopping on
+``optim.valid_metric``, checkpoints), configured by ``optim``.
 """
 
 from __future__ import annotations
 
-import copy
 import time
-from typing import ClassVar, Self
+from pathlib import Path
+from typing import Any, ClassVar, Self
 
 import numpy as np
 import torch
 from torch import nn
 
-from crossrec.metrics.ranking import evaluate_ranking
 from crossrec.models.base import register_model
+from crossrec.models.gradient import GradientRecommender, OptimSpec
+from crossrec.models.inputs import EmbeddingInit, FitInputs
 from crossrec.models.sequences import Sequences, SequentialRecommender
+from crossrec.training.checkpoint import load_module_state, save_module_state, tensors
+from crossrec.training.loop import EpochStats, TrainingHistory, ranking_validation, run_epochs
+from crossrec.training.optim import OptimConfig
+from crossrec.training.trainer import build_optimizer
 
 __all__ = ["SASRec"]
 
@@ -74,8 +81,58 @@ class _SASRecModule(nn.Module):
         return hidden @ self.item.weight[1:].T
 
 
+class _SequenceTrainer:
+    """Epochs of next-item (and ``horizon``-ahead) prediction over every user's recent window."""
+
+    def __init__(
+        self, module: nn.Module, train: Sequences, model: SASRec, optim: OptimConfig, rng: np.random.Generator
+    ) -> None:
+        self.module, self.optim, self.rng, self.n_items = module, optim, rng, train.n_items
+        self.optimizer = build_optimizer(list(module.parameters()), optim, weight_decay=optim.l2)
+        windows = torch.from_numpy(train.recent(model.max_length + 1) + 1)  # 0 = padding
+        windows = windows[(windows > 0).sum(dim=1) >= 2]  # a user needs one transition
+        self.inputs = windows[:, :-1]
+        padding = self.inputs == 0
+        self.targets = [
+            (torch.nn.functional.pad(windows[:, gap:], (0, gap - 1), value=0) - 1).masked_fill_(padding, -1)
+            for gap in range(1, model.horizon + 1)
+        ]  # -1 = nothing to predict (no item ahead, or a padding input)
+        self.weights = [model.horizon_decay**step for step in range(model.horizon)]
+
+    def train_epoch(self, epoch: int) -> EpochStats:
+        started = time.perf_counter()
+        self.module.train()
+        order = torch.from_numpy(self.rng.permutation(len(self.inputs)))
+        total = 0.0
+        for start in range(0, len(order), self.optim.batch_size):
+            batch = order[start : start + self.optim.batch_size]
+            logits = self.module.logits(self.module(self.inputs[batch])).reshape(-1, self.n_items)
+            loss = sum(
+                weight * nn.functional.cross_entropy(logits, target[batch].reshape(-1), ignore_index=-1)
+                for weight, target in zip(self.weights, self.targets, strict=True)
+                if (target[batch] >= 0).any()
+            )
+            self.optimizer.zero_grad()
+            loss.backward()
+            self.optimizer.step()
+            total += float(loss.detach()) * len(batch)
+        return EpochStats(loss=total, interactions=len(order), seconds=time.perf_counter() - started)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return tensors(self.module.state_dict())
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self.module.load_state_dict(state)
+
+    def save(self, folder: Path) -> None:
+        save_module_state(folder, self.module, self.optimizer, self.rng)
+
+    def restore(self, folder: Path) -> None:
+        load_module_state(folder, self.module, self.optimizer, self.rng)
+
+
 @register_model
-class SASRec(SequentialRecommender):
+class SASRec(SequentialRecommender, GradientRecommender):
     """Self-attentive sequential recommender.
 
     Parameters
@@ -88,27 +145,21 @@ class SASRec(SequentialRecommender):
         Most recent items read per user.
     dropout
         Dropout on embeddings and inside the blocks.
-    epochs
-        Maximum training epochs (one epoch = every user's sequence once).
-    batch_size
-        Sequences per gradient step.
-    learning_rate, l2
-        Adam learning rate and weight decay.
     horizon, horizon_decay
         Each position also predicts the items up to ``horizon`` steps ahead (see the module docstring).
-    patience
-        Epochs without validation improvement before stopping (only with ``valid``).
-    seed
-        Seed of initialisation, shuffling and dropout.
-    num_threads
-        ``torch.set_num_threads`` while fitting; ``None`` keeps torch's setting.
-    verbose
-        Print one line per evaluated epoch.
+    optim
+        Optimisation (:class:`~crossrec.training.optim.OptimConfig` or a mapping of its fields): one epoch
+        is every user's sequence once, ``batch_size`` counts sequences (default 256), ``l2`` is Adam's
+        weight decay, the loss a full softmax over the catalogue; early stopping (with ``valid``) watches
+        ``valid_metric``; ``progress`` is off by default.
     """
 
     name = "sasrec"
     #: Parameter-name prefixes of the part of the network that transfers (see :meth:`encoder_state`).
     encoder_prefixes: ClassVar[tuple[str, ...]] = ENCODER_PREFIXES
+    fit_inputs: ClassVar[frozenset[str]] = frozenset({"init", "checkpoint_dir", "resume"})
+    default_optim: ClassVar[dict[str, Any]] = {"batch_size": 256, "loss": "softmax", "progress": False}
+    unused_optim: ClassVar[frozenset[str]] = frozenset({"negatives", "reject_positives"})
 
     def __init__(
         self,
@@ -117,174 +168,111 @@ class SASRec(SequentialRecommender):
         n_heads: int = 2,
         max_length: int = 50,
         dropout: float = 0.2,
-        epochs: int = 200,
-        batch_size: int = 256,
-        learning_rate: float = 1e-3,
-        l2: float = 0.0,
         horizon: int = 1,
         horizon_decay: float = 0.5,
-        patience: int = 10,
-        seed: int = 0,
-        num_threads: int | None = None,
-        verbose: bool = False,
+        optim: OptimSpec = None,
+        **flat: Any,
     ) -> None:
         self.dim = dim
         self.n_layers = n_layers
         self.n_heads = n_heads
         self.max_length = max_length
         self.dropout = dropout
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.l2 = l2
         self.horizon = horizon
         self.horizon_decay = horizon_decay
-        self.patience = patience
-        self.seed = seed
-        self.num_threads = num_threads
-        self.verbose = verbose
+        self._init_optim(optim, flat)
+
+    def _unused_reason(self) -> str:
+        return "it scores the whole catalogue with a full softmax: there are no sampled negatives"
+
+    def _check_optim(self, optim: OptimConfig) -> None:
+        super()._check_optim(optim)
+        if optim.loss != "softmax":
+            raise ValueError(
+                f"{type(self).__name__} trains with a full softmax over the catalogue: "
+                f"optim.loss must be 'softmax', got {optim.loss!r}"
+            )
 
     # -- training ----------------------------------------------------------------------------------
+    @property
+    def best_epoch_(self) -> int:
+        """Epoch of the best validation score (the last epoch without validation)."""
+        return self.history_.best_epoch
+
+    @property
+    def best_score_(self) -> float:
+        """Best validation score (``-inf`` without validation)."""
+        return float(self.history_.best_score)
+
     def _validate(self) -> None:
         if self.dim % getattr(self, "n_heads", 1):
             raise ValueError(f"dim ({self.dim}) must be a multiple of n_heads ({self.n_heads})")
-        for name in (
-            "dim",
-            "n_layers",
-            "n_heads",
-            "max_length",
-            "epochs",
-            "batch_size",
-            "horizon",
-            "patience",
-        ):
+        for name in ("dim", "n_layers", "n_heads", "max_length", "horizon"):
             if getattr(self, name, 1) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
 
     def _build(self, n_items: int) -> nn.Module:
         return _SASRecModule(n_items, self.dim, self.n_layers, self.n_heads, self.max_length, self.dropout)
 
-    def fit_sequences(
-        self,
-        train: Sequences,
-        valid: Sequences | None = None,
-        *,
-        encoder_init: dict[str, np.ndarray] | None = None,
-        item_init: np.ndarray | None = None,
-    ) -> Self:
-        """Train on ordered histories.
-
-        Parameters
-        ----------
-        train
-            Each user's items in time order.
-        valid
-            Each user's next items after ``train`` (same users); enables early stopping on NDCG@10.
-        encoder_init
-            :meth:`encoder_state` of a model trained elsewhere (any item vocabulary, same ``dim``,
-            ``n_layers``, ``n_heads`` and ``max_length``): the encoder starts from it.
-        item_init
-            ``(n_items, dim)`` initial item embeddings (e.g. projected content features).
-        """
+    def _fit(self, train: Sequences, valid: Sequences | None, inputs: FitInputs) -> Self:
+        """Train on ordered histories; ``valid`` (each user's next items) enables early stopping;
+        ``inputs.init`` may carry ``state=`` another model's :meth:`encoder_state` (any item vocabulary,
+        same ``dim``, ``n_layers``, ``n_heads`` and ``max_length``) and ``item=`` an ``(n_items, dim)``
+        initial item table (e.g. projected content features)."""
         self._validate()
+        init = inputs.init
+        if init is not None and (
+            init.user is not None or init.freeze or init.head or init.transferred_lr_scale != 1
+        ):
+            raise ValueError(
+                f"{type(self).__name__} takes an initial item table and encoder state "
+                "(EmbeddingInit(item=..., state=...)) only"
+            )
         previous_threads = torch.get_num_threads()
-        if self.num_threads is not None:
-            torch.set_num_threads(self.num_threads)
+        if self.optim.threads is not None:
+            torch.set_num_threads(self.optim.threads)
         try:
-            return self._fit(train, valid, encoder_init, item_init)
+            return self._train(train, valid, init, inputs)
         finally:
             torch.set_num_threads(previous_threads)
 
-    def _fit(
-        self,
-        train: Sequences,
-        valid: Sequences | None,
-        encoder_init: dict[str, np.ndarray] | None,
-        item_init: np.ndarray | None,
+    def _train(
+        self, train: Sequences, valid: Sequences | None, init: EmbeddingInit | None, inputs: FitInputs
     ) -> Self:
-        torch.manual_seed(self.seed)
-        rng = np.random.default_rng(self.seed)
+        optim = self.optim
+        torch.manual_seed(optim.seed)
+        rng = np.random.default_rng(optim.seed)
         n_items = train.n_items
         self.n_users_, self.n_items_ = train.n_users, n_items
         self.history_length_ = self.max_length
         module = self._build(n_items)
-        if encoder_init is not None:
-            self._load_encoder(module, encoder_init)
-        if item_init is not None:
-            item_init = np.asarray(item_init, dtype=np.float32)
+        if init is not None and init.state is not None:
+            self._load_encoder(module, dict(init.state))
+        if init is not None and init.item is not None:
+            item_init = np.asarray(init.item, dtype=np.float32)
             if item_init.shape != (n_items, self.dim):
-                raise ValueError(f"item_init has shape {item_init.shape}, expected {(n_items, self.dim)}")
+                raise ValueError(
+                    f"the initial item table has shape {item_init.shape}, expected {(n_items, self.dim)}"
+                )
             with torch.no_grad():
                 module.item.weight[1:] = torch.from_numpy(item_init)
-        optimizer = torch.optim.Adam(module.parameters(), lr=self.learning_rate, weight_decay=self.l2)
-
-        windows = torch.from_numpy(train.recent(self.max_length + 1) + 1)  # 0 = padding
-        windows = windows[(windows > 0).sum(dim=1) >= 2]  # a user needs one transition
-        inputs = windows[:, :-1]
-        padding = inputs == 0
-        targets = [
-            (torch.nn.functional.pad(windows[:, gap:], (0, gap - 1), value=0) - 1).masked_fill_(padding, -1)
-            for gap in range(1, self.horizon + 1)
-        ]  # -1 = nothing to predict (no item ahead, or a padding input)
-        weights = [self.horizon_decay**step for step in range(self.horizon)]
-
+        trainer = _SequenceTrainer(module, train, self, optim, rng)
+        validate = None
         if valid is not None:
-            valid_truth = valid.to_csr()
-            train_seen = train.to_csr()
-            valid_histories = train.recent(self.max_length)
-        self.history_: list[dict[str, float]] = []
-        best_score, best_state, best_epoch, stale = -np.inf, None, self.epochs, 0
-        started = time.perf_counter()
-        for epoch in range(1, self.epochs + 1):
-            module.train()
-            order = torch.from_numpy(rng.permutation(len(inputs)))
-            total = 0.0
-            for start in range(0, len(order), self.batch_size):
-                batch = order[start : start + self.batch_size]
-                logits = module.logits(module(inputs[batch]))
-                loss = sum(
-                    weight
-                    * nn.functional.cross_entropy(
-                        logits.reshape(-1, n_items), target[batch].reshape(-1), ignore_index=-1
-                    )
-                    for weight, target in zip(weights, targets, strict=True)
-                    if (target[batch] >= 0).any()
+            truth, seen, histories = valid.to_csr(), train.to_csr(), train.recent(self.max_length)
+            self.module_ = module
+
+            def validate() -> float:
+                return ranking_validation(
+                    lambda users: self.score_histories(histories[users]), truth, seen, optim
                 )
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-                total += float(loss.detach()) * len(batch)
-            record = {"epoch": epoch, "loss": total / len(order), "seconds": time.perf_counter() - started}
-            if valid is not None:
-                self.module_ = module
-                result = evaluate_ranking(
-                    lambda users: self.score_histories(valid_histories[users]),
-                    valid_truth,
-                    train_seen,
-                    metrics=["ndcg"],
-                    ks=[10],
-                )
-                record["valid_ndcg@10"] = score = result.mean()["ndcg@10"]
-                if score > best_score:
-                    best_score, best_epoch, stale = score, epoch, 0
-                    best_state = copy.deepcopy(module.state_dict())
-                else:
-                    stale += 1
-            self.history_.append(record)
-            if self.verbose:
-                print(
-                    " ".join(
-                        f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()
-                    )
-                )
-            if valid is not None and stale >= self.patience:
-                break
-        if best_state is not None:
-            module.load_state_dict(best_state)
+
+        self.history_: TrainingHistory = run_epochs(
+            trainer, optim, validate=validate, label=inputs.label or self.name,
+            checkpoint_dir=inputs.checkpoint_dir, resume=inputs.resume,
+        )  # fmt: skip
         module.eval()
         self.module_ = module
-        self.best_epoch_ = best_epoch
-        self.best_score_ = float(best_score)
         self.recent_ = train.recent(self.max_length)
         return self
 
@@ -306,8 +294,8 @@ class SASRec(SequentialRecommender):
         wrong = sorted(k for k in own if k in encoder and tuple(encoder[k].shape) != tuple(own[k].shape))
         if missing or wrong:
             raise ValueError(
-                "encoder_init does not fit this SASRec (give the source the same dim, n_layers, n_heads and "
-                f"max_length): missing {missing[:3]}, shape mismatch {wrong[:3]}"
+                "the encoder state does not fit this SASRec (give the source the same dim, n_layers, "
+                f"n_heads and max_length): missing {missing[:3]}, shape mismatch {wrong[:3]}"
             )
         module.load_state_dict({key: torch.from_numpy(np.asarray(encoder[key])) for key in own}, strict=False)
 

@@ -7,12 +7,12 @@ CSR matrix keeps its rows: ``items[indptr[u]:indptr[u + 1]]`` is user ``u``'s hi
 
 Build it from :class:`~crossrec.data.Interactions` (ordered by timestamp, ties and missing
 timestamps by row order) or from lists; split each user's most recent events off for "next items"
-evaluation with :meth:`Sequences.split_last`; hand it to ``model.fit_sequences``.
+evaluation with :meth:`Sequences.split_last`; hand it to ``model.fit(train, valid)``.
 
-:class:`SequentialRecommender` is the base of models that learn from order. It still implements the
-plain :class:`~crossrec.models.base.Recommender` interface: ``fit(train_csr)`` reads each row in
-column order (a CSR has no time), so real order must come through
-:meth:`~SequentialRecommender.fit_sequences`.
+:class:`SequentialRecommender` is the base of models that learn from order. It implements the
+:class:`~crossrec.models.base.Recommender` interface with ordered data: ``fit`` takes
+:class:`Sequences` and refuses a CSR matrix (which has no time order); ``score``, ``recommend``,
+``save``/``load`` work as for every model, from the histories stored at fit time.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import scipy.sparse as sp
 
 from crossrec.data.interactions import Interactions
 from crossrec.models.base import Recommender
+from crossrec.models.inputs import FitInputs
 
 if TYPE_CHECKING:
     from crossrec.metrics.ranking import RankingResult
@@ -212,7 +213,7 @@ class Sequences:
 class SequentialRecommender(Recommender):
     """A recommender that learns from each user's items in time order.
 
-    Subclasses implement :meth:`fit_sequences` and :meth:`score_histories`; :meth:`score` ranks for
+    Subclasses implement :meth:`_fit` and :meth:`score_histories`; :meth:`score` ranks for
     the histories stored at fit time (or set later by :meth:`set_histories`), so a saved model
     scores its users without the training data.
     """
@@ -220,17 +221,47 @@ class SequentialRecommender(Recommender):
     #: How many recent items a user's stored history keeps (set by subclasses from their config).
     history_length_: int
 
-    def fit(self, train: sp.csr_matrix, valid: sp.csr_matrix | None = None) -> Self:
-        """Fit on a CSR matrix, reading each row in column order (there is no time in a CSR).
+    def fit(self, train: Sequences, valid: Sequences | None = None) -> Self:
+        """Learn from ordered histories; ``valid`` holds each user's next items (early stopping).
 
-        Use :meth:`fit_sequences` to give the real order.
+        Raises
+        ------
+        TypeError
+            For a CSR matrix (it has no time order): build :class:`Sequences` instead.
         """
-        valid_sequences = Sequences.from_csr(valid) if valid is not None else None
-        return self.fit_sequences(Sequences.from_csr(train), valid_sequences)
+        return self.fit_with(train, valid, FitInputs())
+
+    def fit_sequences(self, train: Sequences, valid: Sequences | None = None) -> Self:
+        """The same as :meth:`fit` (the earlier name)."""
+        return self.fit(train, valid)
+
+    def fit_with(self, train: Sequences, valid: Sequences | None, inputs: FitInputs) -> Self:
+        """:meth:`fit` with the inputs in :attr:`fit_inputs` (e.g. a transferred encoder)."""
+        self.check_inputs(inputs)
+        train = self._ordered(train, "train")
+        if valid is not None:
+            valid = self._ordered(valid, "valid")
+            if valid.n_users != train.n_users or valid.n_items != train.n_items:
+                raise ValueError(
+                    f"valid covers {valid.n_users} users x {valid.n_items} items, train "
+                    f"{train.n_users} x {train.n_items}: give both for the same users and items"
+                )
+        return self._fit(train, valid, inputs)
+
+    def _ordered(self, data: object, part: str) -> Sequences:
+        if isinstance(data, Sequences):
+            return data
+        found = "a sparse matrix" if sp.issparse(data) else type(data).__name__
+        raise TypeError(
+            f"{type(self).__name__}.fit needs each user's items in time order, and {part} is {found} "
+            "(no order): pass Sequences.from_interactions(interactions, n_users, n_items) (ordered by "
+            "timestamp), Sequences.from_lists(histories, n_items), or Sequences.from_csr(matrix) if the "
+            "column order of each row really is its time order"
+        )
 
     @abstractmethod
-    def fit_sequences(self, train: Sequences, valid: Sequences | None = None) -> Self:
-        """Learn from ordered histories; ``valid`` holds each user's next items (early stopping)."""
+    def _fit(self, train: Sequences, valid: Sequences | None, inputs: FitInputs) -> Self:
+        """Learn from ordered histories (inputs already checked)."""
 
     @abstractmethod
     def score_histories(self, recent: np.ndarray) -> np.ndarray:
@@ -296,7 +327,7 @@ def select_on_validation(
     table: list[dict[str, object]] = []
     best, best_score = candidates[0], -np.inf
     for candidate in candidates:
-        candidate.fit_sequences(train, valid)
+        candidate.fit(train, valid)
         score = evaluate_next_items(candidate, train, valid, metrics=[name], ks=[int(k)]).mean()[metric]
         table.append({"model": candidate.name, **candidate.get_params(), metric: score})
         if score > best_score:

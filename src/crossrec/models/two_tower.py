@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Self
+from typing import Any, ClassVar, Literal, Self
 
 import numpy as np
 import pandas as pd
@@ -33,7 +33,9 @@ from crossrec.features.table import (
     _json_from_bytes,
 )
 from crossrec.models.base import register_model
-from crossrec.models.embedding import EmbeddingInit, EmbeddingRecommender
+from crossrec.models.embedding import EmbeddingRecommender
+from crossrec.models.gradient import OptimSpec
+from crossrec.models.inputs import FitInputs
 
 __all__ = ["TwoTower", "UserRepresentation"]
 
@@ -115,19 +117,29 @@ class TwoTower(EmbeddingRecommender):
         Training-time probability of replacing an attribute modality / the ID by its missing vector.
     id_residual
         Add each tower's ID embedding to its fused output (ID-only towers become MF plus a correction).
-    loss, n_negatives, learning_rate, l2, epochs, batch_size, patience
-        Optimisation (see :class:`crossrec.training.TrainerConfig`).
-    init_std, seed, num_threads, progress
-        Initialisation scale, determinism, torch threads, progress bar.
+    init_std
+        Initialisation scale.
+    optim
+        Optimisation (:class:`~crossrec.training.optim.OptimConfig` or a mapping of its fields); the
+        two-tower's defaults: sampled softmax over 16 negatives, ``learning_rate=5e-3``,
+        ``batch_size=4096``, ``patience=5``.
 
     Notes
     -----
-    ``fit`` takes the feature tables as keyword arguments: ``fit(train, valid,
-    item_features=FeatureTable.from_domain(domain, "item"), user_features=...)``. Encoders are
-    fitted on the rows of entities that have training interactions only.
+    The feature tables come through the fit hook: ``fit_with(train, valid,
+    FitInputs(item_features=FeatureTable.from_domain(domain, "item"), user_features=...))``; a plain
+    ``fit(train, valid)`` trains ID towers only. Encoders are fitted on the rows of entities that
+    have training interactions only.
     """
 
     name = "two_tower"
+    default_optim: ClassVar[dict[str, Any]] = {
+        "loss": "softmax", "negatives": 16, "learning_rate": 5e-3, "batch_size": 4096, "patience": 5,
+    }  # fmt: skip
+    fit_inputs: ClassVar[frozenset[str]] = EmbeddingRecommender.fit_inputs | {
+        "item_features",
+        "user_features",
+    }
 
     def __init__(
         self,
@@ -147,17 +159,9 @@ class TwoTower(EmbeddingRecommender):
         modality_dropout: float = 0.1,
         id_dropout: float = 0.2,
         id_residual: bool = False,
-        loss: Literal["bpr", "softmax"] = "softmax",
-        n_negatives: int = 16,
-        learning_rate: float = 5e-3,
-        l2: float = 0.0,
-        epochs: int = 200,
-        batch_size: int = 4096,
-        patience: int = 5,
         init_std: float = 0.1,
-        seed: int = 0,
-        num_threads: int | None = None,
-        progress: bool = True,
+        optim: OptimSpec = None,
+        **flat: Any,
     ) -> None:
         self.dim = dim
         self.hidden = hidden
@@ -175,46 +179,19 @@ class TwoTower(EmbeddingRecommender):
         self.modality_dropout = modality_dropout
         self.id_dropout = id_dropout
         self.id_residual = id_residual
-        self.loss = loss
-        self.n_negatives = n_negatives
-        self.learning_rate = learning_rate
-        self.l2 = l2
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.patience = patience
         self.init_std = init_std
-        self.seed = seed
-        self.num_threads = num_threads
-        self.progress = progress
+        self._init_optim(optim, flat)
         if not 0 <= modality_dropout < 1 or not 0 <= id_dropout < 1:
             raise ValueError(f"dropout rates must be in [0, 1), got {modality_dropout}, {id_dropout}")
 
     # -- training --------------------------------------------------------------------------------
-    def fit(
-        self,
-        train: sp.csr_matrix,
-        valid: sp.csr_matrix | None = None,
-        *,
-        item_features: FeatureTable | None = None,
-        user_features: FeatureTable | None = None,
-        init: EmbeddingInit | None = None,
-        description: str | None = None,
-    ) -> Self:
-        """Fit encoders on training entities, then train both towers with early stopping on ``valid``.
-
-        Parameters
-        ----------
-        train, valid
-            Binary user x item matrices.
-        item_features, user_features
-            Attribute tables with one row per item / user (``None``: IDs only on that side).
-        init
-            Optional warm start of the ID tables.
-        description
-            Progress-bar label.
-        """
-        self._features = {"item": item_features, "user": user_features}
-        return super().fit(train, valid, init=init, description=description)
+    def fit_with(self, train: sp.csr_matrix, valid: sp.csr_matrix | None, inputs: FitInputs) -> Self:
+        """Fit encoders on training entities (``inputs.item_features`` / ``user_features``: one row per
+        item / user; ``None``: IDs only on that side), then train both towers with early stopping on
+        ``valid``; ``inputs.init`` warm-starts the ID tables."""
+        self.check_inputs(inputs)
+        self._features = {"item": inputs.item_features, "user": inputs.user_features}
+        return super().fit_with(train, valid, inputs)
 
     def build_module(
         self,
@@ -236,7 +213,7 @@ class TwoTower(EmbeddingRecommender):
             max_tags=self.max_tags,
             log_numbers=tuple(self.log_numbers),
             text_cache_dir=self.text_cache_dir,
-            seed=self.seed,
+            seed=self.optim.seed,
         )
 
     def _build_module(self, train: sp.csr_matrix) -> nn.Module:

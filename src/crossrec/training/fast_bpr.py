@@ -15,54 +15,48 @@ user (checked in a table of the training pairs, see :class:`PositiveFilter`) are
 permutation, the negatives and the update depend only on the global step, a data-parallel run that
 splits each global batch over ranks and combines the gradients (:mod:`crossrec.distributed`)
 makes the same updates as one process.
+
+Settings come from :class:`~crossrec.training.optim.OptimConfig` (``optimizer="rowwise_adagrad"`` or
+``"sgd"``, ``learning_rate``, ``l2``, ``batch_size``, ``reject_positives``, ``seed``):
+:class:`~crossrec.models.mf.BPRMF` trains with this step whenever its ``optim.optimizer`` is
+``"rowwise_adagrad"``, on one process (:class:`LeanBPRTrainer`) or data-parallel.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Literal
+from dataclasses import dataclass
+from pathlib import Path
 
+import numpy as np
+import scipy.sparse as sp
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 
 from crossrec.data.arrays import InteractionArrays
 from crossrec.training.batches import PositiveFilter, epoch_permutation, global_batches
+from crossrec.training.checkpoint import replace_file
+from crossrec.training.loop import EpochStats
+from crossrec.training.optim import OptimConfig
 
 __all__ = [
     "BPRTables",
     "BatchTerms",
     "EpochStats",
-    "FastBPRConfig",
     "GradientSync",
+    "LeanBPRTrainer",
     "PositiveFilter",
     "apply_bpr_update",
     "bpr_terms",
+    "csr_arrays",
     "epoch_permutation",
     "run_epoch",
 ]
 
 
-class FastBPRConfig(BaseModel):
-    """Settings of the lean BPR-MF trainer."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    dim: int = Field(64, ge=1, description="Embedding size.")
-    epochs: int = Field(20, ge=1, description="Passes over the training interactions (no early stopping).")
-    batch_size: int = Field(32_768, ge=1, description="Interactions per global step (split over ranks).")
-    learning_rate: float = Field(0.05, gt=0, description="Step size (row-wise AdaGrad or SGD).")
-    optimizer: Literal["rowwise_adagrad", "sgd"] = Field("rowwise_adagrad", description="Row update rule.")
-    l2: float = Field(0.0, ge=0, description="L2 penalty on the rows used in a step.")
-    init_std: float = Field(0.1, gt=0, description="Standard deviation of the normal initialisation.")
-    reject_positives: bool = Field(True, description="Redraw negatives that are training positives.")
-    seed: int = Field(0, description="Seed of initialisation, permutations and negatives.")
-
-
 @dataclass
 class BPRTables:
-    """User and item tables with their row-wise AdaGrad accumulators (all plain CPU tensors)."""
+    """User and item tables with their row-wise AdaGrad accumulators (all plain tensors)."""
 
     user: torch.Tensor
     item: torch.Tensor
@@ -70,11 +64,21 @@ class BPRTables:
     item_state: torch.Tensor
 
     @classmethod
-    def initialise(cls, n_users: int, n_items: int, config: FastBPRConfig) -> BPRTables:
-        generator = torch.Generator().manual_seed(config.seed)
-        user = torch.randn(n_users, config.dim, generator=generator) * config.init_std
-        item = torch.randn(n_items, config.dim, generator=generator) * config.init_std
-        return cls(user, item, torch.zeros(n_users), torch.zeros(n_items))
+    def initialise(
+        cls, n_users: int, n_items: int, dim: int = 64, *, init_std: float = 0.1, seed: int = 0
+    ) -> BPRTables:
+        """Normal ``(0, init_std)`` tables from a generator seeded by ``seed``, zero accumulators."""
+        generator = torch.Generator().manual_seed(seed)
+        user = torch.randn(n_users, dim, generator=generator) * init_std
+        item = torch.randn(n_items, dim, generator=generator) * init_std
+        return cls.from_tables(user, item)
+
+    @classmethod
+    def from_tables(cls, user: torch.Tensor, item: torch.Tensor) -> BPRTables:
+        """Copies of given tables (e.g. a seeded module's, or a warm start) with zero accumulators."""
+        user = user.detach().clone().contiguous()
+        item = item.detach().clone().contiguous()
+        return cls(user, item, user.new_zeros(len(user)), item.new_zeros(len(item)))
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return {
@@ -87,6 +91,16 @@ class BPRTables:
     @classmethod
     def from_state_dict(cls, state: dict[str, torch.Tensor]) -> BPRTables:
         return cls(state["user"], state["item"], state["user_state"], state["item_state"])
+
+
+def csr_arrays(matrix: sp.csr_matrix) -> InteractionArrays:
+    """In-memory :class:`InteractionArrays` of a binary user x item matrix (what :func:`run_epoch` walks)."""
+    matrix = sp.csr_matrix(matrix)
+    users = np.repeat(np.arange(matrix.shape[0], dtype=np.int32), np.diff(matrix.indptr))
+    return InteractionArrays(
+        folder=Path("<memory>"), user=users, item=matrix.indices.astype(np.int32), timestamp=None,
+        n_users=matrix.shape[0], n_items=matrix.shape[1],
+    )  # fmt: skip
 
 
 @dataclass
@@ -132,12 +146,16 @@ def bpr_terms(
     return BatchTerms(users, positives, negatives, coefficient, loss, rows)
 
 
-def apply_bpr_update(tables: BPRTables, terms: BatchTerms, config: FastBPRConfig) -> None:
+def apply_bpr_update(tables: BPRTables, terms: BatchTerms, optim: OptimConfig) -> None:
     """Update the rows used by ``terms`` in place (row-wise AdaGrad or SGD, L2 on the used rows).
 
     Every row's gradient is rebuilt from the coefficients and the tables as they were before the
     step; repeated rows add up (``index_add_``, deterministic on CPU).
     """
+    if optim.optimizer not in ("rowwise_adagrad", "sgd"):
+        raise ValueError(
+            f"the lean BPR step updates rows by 'rowwise_adagrad' or 'sgd', not {optim.optimizer!r}"
+        )
     if terms.rows is not None:
         user_rows, positive_rows, negative_rows, difference = terms.rows
     else:
@@ -146,25 +164,25 @@ def apply_bpr_update(tables: BPRTables, terms: BatchTerms, config: FastBPRConfig
         negative_rows = tables.item.index_select(0, terms.negatives)
         difference = positive_rows - negative_rows
     c = terms.coefficient
-    lr = config.learning_rate
-    if config.l2:
-        user_grad = difference.mul_(c.unsqueeze(1)).add_(user_rows, alpha=config.l2)
-        positive_grad = (user_rows * c.unsqueeze(1)).add_(positive_rows, alpha=config.l2)
-        negative_grad = (user_rows * (-c).unsqueeze(1)).add_(negative_rows, alpha=config.l2)
+    lr = optim.learning_rate
+    if optim.l2:
+        user_grad = difference.mul_(c.unsqueeze(1)).add_(user_rows, alpha=optim.l2)
+        positive_grad = (user_rows * c.unsqueeze(1)).add_(positive_rows, alpha=optim.l2)
+        negative_grad = (user_rows * (-c).unsqueeze(1)).add_(negative_rows, alpha=optim.l2)
         updates = (
             (tables.user, tables.user_state, terms.users, user_grad),
             (tables.item, tables.item_state, terms.positives, positive_grad),
             (tables.item, tables.item_state, terms.negatives, negative_grad),
         )
-        if config.optimizer == "rowwise_adagrad":  # every accumulator first, then the steps
+        if optim.optimizer == "rowwise_adagrad":  # every accumulator first, then the steps
             for _, state, index, grad in updates:
                 state.index_add_(0, index, _row_dot(grad, grad).div_(grad.shape[1]))
         for table, state, index, grad in updates:
-            scale = torch.full_like(c, -lr) if config.optimizer == "sgd" else _adagrad_scale(state, index, lr)
+            scale = torch.full_like(c, -lr) if optim.optimizer == "sgd" else _adagrad_scale(state, index, lr)
             table.index_add_(0, index, grad.mul_(scale.unsqueeze(1)))
         return
     # without L2 the squared gradient norms are c^2 |p - n|^2 and c^2 |u|^2: no gradient rows needed
-    if config.optimizer == "sgd":
+    if optim.optimizer == "sgd":
         user_scale = positive_scale = c * -lr
         negative_scale = c * lr
     else:
@@ -187,22 +205,11 @@ def _adagrad_scale(state: torch.Tensor, index: torch.Tensor, lr: float) -> torch
     return state.index_select(0, index).add_(1e-8).rsqrt_().mul_(-lr)
 
 
-@dataclass
-class EpochStats:
-    """Loss and timing of one epoch on this rank."""
-
-    loss: float = 0.0
-    interactions: int = 0
-    seconds: float = 0.0
-    cpu_seconds: float = 0.0
-    timings: dict[str, float] = field(default_factory=dict)
-
-
 def run_epoch(
     tables: BPRTables,
     arrays: InteractionArrays,
     negative_filter: PositiveFilter | None,
-    config: FastBPRConfig,
+    optim: OptimConfig,
     epoch: int,
     *,
     rank: int = 0,
@@ -220,8 +227,8 @@ def run_epoch(
         Training interactions (memory-mapped).
     negative_filter
         Training pairs to reject as negatives (``None``: keep every uniform draw).
-    config
-        Settings.
+    optim
+        ``batch_size``, ``seed``, ``optimizer``, ``learning_rate`` and ``l2``.
     epoch
         Epoch number (seeds the permutation and the negatives).
     rank, world_size
@@ -243,7 +250,7 @@ def run_epoch(
     started, cpu_started = time.perf_counter(), time.process_time()
     stats = EpochStats()
     batches = global_batches(
-        arrays, config.batch_size, config.seed, epoch, rank=rank, world_size=world_size,
+        arrays, optim.batch_size, optim.seed, epoch, rank=rank, world_size=world_size,
         negative_filter=negative_filter, device=device,
     )  # fmt: skip
     for batch in batches:
@@ -252,7 +259,66 @@ def run_epoch(
         stats.interactions += len(batch.users)
         if sync is not None:
             terms = sync(terms)
-        apply_bpr_update(tables, terms, config)
+        apply_bpr_update(tables, terms, optim)
     stats.seconds = time.perf_counter() - started
     stats.cpu_seconds = time.process_time() - cpu_started
     return stats
+
+
+class LeanBPRTrainer:
+    """BPR-MF tables trained by :func:`run_epoch` (the :class:`~crossrec.training.loop.EpochTrainer` of
+    the lean step, on one process or as one rank of a data-parallel run).
+
+    Parameters
+    ----------
+    tables
+        Initial tables (on ``device``).
+    arrays
+        Training interactions (memory-mapped, or :func:`csr_arrays`).
+    optim
+        Settings.
+    rank, world_size, sync, device
+        This process's share of every global batch (see :func:`run_epoch`).
+    """
+
+    def __init__(
+        self,
+        tables: BPRTables,
+        arrays: InteractionArrays,
+        optim: OptimConfig,
+        *,
+        rank: int = 0,
+        world_size: int = 1,
+        sync: GradientSync | None = None,
+        device: torch.device | str = "cpu",
+    ) -> None:
+        self.tables, self.arrays, self.optim = tables, arrays, optim
+        self.rank, self.world_size, self.sync, self.device = rank, world_size, sync, device
+        self.negative_filter = PositiveFilter(arrays, device=device) if optim.reject_positives else None
+
+    def train_epoch(self, epoch: int) -> EpochStats:
+        return run_epoch(
+            self.tables, self.arrays, self.negative_filter, self.optim, epoch, rank=self.rank,
+            world_size=self.world_size, sync=self.sync, device=self.device,
+        )  # fmt: skip
+
+    def vectors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.tables.user, self.tables.item
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {key: value.clone() for key, value in self.tables.state_dict().items()}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        for key, value in self.tables.state_dict().items():
+            value.copy_(state[key].to(value.device))
+
+    def save(self, folder: Path) -> None:
+        from safetensors.torch import save_file
+
+        state = {k: v.detach().cpu().contiguous() for k, v in self.tables.state_dict().items()}
+        replace_file(folder, "tables.safetensors", lambda p: save_file(state, str(p)))
+
+    def restore(self, folder: Path) -> None:
+        from safetensors.torch import load_file
+
+        self.load_state_dict(load_file(str(folder / "tables.safetensors")))

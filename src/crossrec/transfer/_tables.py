@@ -7,7 +7,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from crossrec.models.base import Recommender
-from crossrec.models.embedding import EmbeddingRecommender
+from crossrec.models.inputs import FitInputs
 from crossrec.transfer.base import SourceData
 from crossrec.transfer.links import Links
 
@@ -22,10 +22,7 @@ __all__ = [
 def pretrain(model: Recommender, source: SourceData, seed: int, label: str) -> Recommender:
     """Fit a clone of ``model`` on a source, early-stopping on a 10% per-user holdout."""
     train, valid = source.holdout(0.1, seed)
-    fitted = model.clone()
-    if isinstance(fitted, EmbeddingRecommender):
-        return fitted.fit(train, valid, description=label)
-    return fitted.fit(train, valid)
+    return model.clone().fit_with(train, valid, FitInputs(label=label))
 
 
 def item_map(links: Links, n_source: int, n_target: int) -> sp.csr_matrix:

@@ -14,6 +14,7 @@ from typing import Literal
 from crossrec.data.domain import Domain
 from crossrec.features.table import FeatureTable
 from crossrec.models.base import Recommender
+from crossrec.models.inputs import FitInputs
 from crossrec.models.two_tower import TwoTower, UserRepresentation
 from crossrec.splitting.splits import Split
 from crossrec.transfer.base import (
@@ -42,7 +43,7 @@ def shared_schema(
 
 
 def _default_model() -> TwoTower:
-    return TwoTower(id_dropout=0.5, modality_dropout=0.1, progress=False)
+    return TwoTower(id_dropout=0.5, modality_dropout=0.1, optim={"progress": False})
 
 
 @register_strategy
@@ -114,13 +115,12 @@ class ContentTransfer(TransferStrategy):
         elif self.model.user_modalities is None:
             model.user_modalities = []  # users of the target are folded in: source attributes are not needed
         train, valid = source.holdout(self.holdout, seed=data.seed)
-        model.fit(
-            train,
-            valid,
+        inputs = FitInputs(
             item_features=FeatureTable.from_domain(source.domain, "item", item_columns),
             user_features=user_table,
-            description=f"content: {model.name} on {source.name}",
+            label=f"content: {model.name} on {source.name}",
         )
+        model.fit_with(train, valid, inputs)
         return model.transfer(
             FeatureTable.from_domain(data.target, "item", item_columns),
             data.train,

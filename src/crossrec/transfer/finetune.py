@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from crossrec.models.base import Recommender
-from crossrec.models.embedding import EmbeddingInit
+from crossrec.models.inputs import EmbeddingInit, FitInputs
 from crossrec.models.mf import BPRMF
 from crossrec.transfer._tables import pretrain
 from crossrec.transfer.base import TransferData, TransferStrategy, register_strategy
@@ -46,7 +46,7 @@ class FineTune(TransferStrategy):
         transferred_lr_scale: float = 0.1,
         head_only: bool = False,
     ) -> None:
-        self.model = model if model is not None else BPRMF(progress=False)
+        self.model = model if model is not None else BPRMF(optim={"progress": False})
         self.freeze = tuple(freeze)
         self.transferred_lr_scale = transferred_lr_scale
         self.head_only = head_only
@@ -69,4 +69,5 @@ class FineTune(TransferStrategy):
             freeze=tuple(_TABLES.get(part, part) for part in self.freeze),
             head=self.head_only,
         )
-        return self.model.clone().fit(data.train, data.valid, init=init, description="finetune on target")
+        inputs = FitInputs(init=init, label="finetune on target")
+        return self.model.clone().fit_with(data.train, data.valid, inputs)

@@ -18,6 +18,7 @@ import torch
 from crossrec.metrics.ranking import evaluate_ranking
 from crossrec.models.base import Recommender
 from crossrec.models.embedding import EmbeddingRecommender
+from crossrec.models.inputs import FitInputs
 from crossrec.models.item_based import EASE, ItemSimilarityRecommender
 from crossrec.ranking.topk import FactorScorer
 from crossrec.transfer._tables import item_map, user_aligned_history
@@ -150,7 +151,8 @@ class Joint(TransferStrategy):
         model = self.model.clone()
         if isinstance(model, ItemSimilarityRecommender):
             extra_rows, extra_columns = joint_item_matrices(data, self.domain_weight)
-            return model.fit(data.train, data.valid, extra_rows=extra_rows, extra_columns=extra_columns)
+            inputs = FitInputs(extra_rows=extra_rows, extra_columns=extra_columns)
+            return model.fit_with(data.train, data.valid, inputs)
         matrix, weights = joint_matrix(data, self.domain_weight)
         n_users, n_items = data.n_users, data.n_items
         train, valid = data.train, data.valid
@@ -163,5 +165,7 @@ class Joint(TransferStrategy):
             )  # fmt: skip
             return result.mean()["ndcg@10"]
 
-        model.fit(matrix, None, weights=weights, validation=validation, description="joint training")
+        model.fit_with(
+            matrix, None, FitInputs(weights=weights, validation=validation, label="joint training")
+        )
         return model.with_vectors(model.user_vectors()[:n_users], model.item_vectors()[:n_items])

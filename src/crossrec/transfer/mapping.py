@@ -22,6 +22,7 @@ from torch import nn
 
 from crossrec.models.base import Recommender
 from crossrec.models.embedding import EmbeddingRecommender
+from crossrec.models.inputs import FitInputs
 from crossrec.models.mf import BPRMF
 from crossrec.transfer._tables import pretrain
 from crossrec.transfer.base import SourceData, TransferData, TransferStrategy, register_strategy
@@ -229,7 +230,7 @@ class Mapping(TransferStrategy):
         epochs: int = 200,
         learning_rate: float = 5e-3,
     ) -> None:
-        self.model = model if model is not None else BPRMF(progress=False)
+        self.model = model if model is not None else BPRMF(optim={"progress": False})
         self.bridge = bridge
         self.cold_threshold = cold_threshold
         self.blend = blend
@@ -279,7 +280,7 @@ class Mapping(TransferStrategy):
         return np.concatenate(out) if out else np.zeros((0, target_model.user_vectors().shape[1]), np.float32)
 
     def _fit(self, data: TransferData) -> Recommender:
-        target_model = self.model.clone().fit(data.train, data.valid, description="target model")
+        target_model = self.model.clone().fit_with(data.train, data.valid, FitInputs(label="target model"))
         users = target_model.user_vectors().copy()
         total = np.zeros_like(users)
         weight_sum = np.zeros(len(users), np.float32)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from crossrec.models.base import Recommender
-from crossrec.models.embedding import EmbeddingRecommender
+from crossrec.models.inputs import FitInputs
 from crossrec.models.item_based import EASE
 from crossrec.transfer.base import TransferData, TransferStrategy, register_strategy
 
@@ -27,9 +27,7 @@ class TargetOnly(TransferStrategy):
 
     def _fit(self, data: TransferData) -> Recommender:
         model = self.model.clone()
-        if isinstance(model, EmbeddingRecommender):
-            return model.fit(data.train, data.valid, description=f"target-only {model.name}")
-        return model.fit(data.train, data.valid)
+        return model.fit_with(data.train, data.valid, FitInputs(label=f"target-only {model.name}"))
 
     def baseline(self) -> TransferStrategy:
         return self

@@ -6,8 +6,9 @@ from __future__ import annotations
 import numpy as np
 
 from crossrec.models.base import Recommender
-from crossrec.models.embedding import EmbeddingInit, EmbeddingRecommender
+from crossrec.models.embedding import EmbeddingRecommender
 from crossrec.models.fold_in import fold_in_users
+from crossrec.models.inputs import EmbeddingInit, FitInputs
 from crossrec.models.mf import BPRMF
 from crossrec.transfer._tables import combine_tables, pretrain
 from crossrec.transfer.base import TransferData, TransferStrategy, register_strategy
@@ -99,7 +100,7 @@ class WarmStart(TransferStrategy):
     def __init__(
         self, model: Recommender | None = None, fold_in: bool = True, transferred_lr_scale: float = 1.0
     ) -> None:
-        self.model = model if model is not None else BPRMF(progress=False)
+        self.model = model if model is not None else BPRMF(optim={"progress": False})
         self.fold_in = fold_in
         self.transferred_lr_scale = transferred_lr_scale
 
@@ -111,4 +112,4 @@ class WarmStart(TransferStrategy):
         users, items = transferred_init(data, pretrained, fold_in=self.fold_in, seed=data.seed)
         init = EmbeddingInit(user=users, item=items, transferred_lr_scale=self.transferred_lr_scale)
         target = self.model.clone()
-        return target.fit(data.train, data.valid, init=init, description="warm start: fine-tune")
+        return target.fit_with(data.train, data.valid, FitInputs(init=init, label="warm start: fine-tune"))
