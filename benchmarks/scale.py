@@ -62,7 +62,8 @@ def _phase_train(args: argparse.Namespace) -> dict[str, Any]:
 
     from crossrec.data.arrays import materialize_domain, split_arrays
     from crossrec.distributed import _evaluation_users, evaluate_tables
-    from crossrec.training.fast_bpr import BPRTables, FastBPRConfig, PositiveFilter, run_epoch
+    from crossrec.training.fast_bpr import BPRTables, PositiveFilter, run_epoch
+    from crossrec.training.optim import OptimConfig
 
     torch.set_num_threads(args.threads)
     work = Path(args.work)
@@ -71,11 +72,13 @@ def _phase_train(args: argparse.Namespace) -> dict[str, Any]:
     parts = split_arrays(arrays, work / "arrays", seed=2022, overwrite=True)
     prepare_s = time.perf_counter() - started
     train = parts["train"]
-    config = FastBPRConfig(dim=args.dim, batch_size=args.batch_size, epochs=args.epochs)
+    config = OptimConfig(
+        optimizer="rowwise_adagrad", learning_rate=0.05, batch_size=args.batch_size, epochs=args.epochs
+    )
     started = time.perf_counter()
     negative_filter = PositiveFilter(train)
     filter_s = time.perf_counter() - started
-    tables = BPRTables.initialise(train.n_users, train.n_items, config)
+    tables = BPRTables.initialise(train.n_users, train.n_items, args.dim)
     epochs = [run_epoch(tables, train, negative_filter, config, epoch) for epoch in range(1, args.epochs + 1)]
     last = epochs[-1]
     started = time.perf_counter()

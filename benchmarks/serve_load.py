@@ -52,8 +52,8 @@ def train_transfer_artifact(folder: Path, *, epochs: int, seed: int = 2022) -> P
     from crossrec.artifacts import save_artifact
     from crossrec.data.builtin import load_movielens_cdr
     from crossrec.metrics.ranking import evaluate_ranking
-    from crossrec.models.embedding import EmbeddingInit
     from crossrec.models.fold_in import fold_in_users
+    from crossrec.models.inputs import EmbeddingInit, FitInputs
     from crossrec.models.mf import BPRMF
     from crossrec.splitting.splits import random_split
     from crossrec.transfer.links import Links
@@ -72,7 +72,7 @@ def train_transfer_artifact(folder: Path, *, epochs: int, seed: int = 2022) -> P
     )
     item_init = warm_start_table(pretrained.item_vectors(), links, target.n_items, seed=seed)
     init = EmbeddingInit(item=item_init, user=fold_in_users(item_init, train))
-    model = BPRMF(**params).fit(train, valid, init=init)
+    model = BPRMF(**params).fit_with(train, valid, FitInputs(init=init))
     summary = evaluate_ranking(model.score, test, train + valid, ks=[10]).mean()
     config = {"recipe": "bpr_mf+warm_start (crossrec.experiment.demo)", "dataset": "movielens-cdr", **params}
     return save_artifact(

@@ -116,15 +116,16 @@ def train_distributed_command(
     domain: str | None = typer.Option(None, help="Domain of the bundle (default: its first target domain)."),
     model: str | None = typer.Option(
         None,
-        help="bpr_mf (default), lightgcn or two_tower; settings go to \\[bpr], \\[lightgcn], \\[two_tower].",
+        help="bpr_mf (default), lightgcn or two_tower; its arguments go to \\[params], its optimiser to "
+        "\\[params.optim].",
     ),
     dim: int | None = typer.Option(None, help="Embedding size (default 64)."),
-    epochs: int | None = typer.Option(None, help="Epochs (default 20; no early stopping)."),
-    batch_size: int | None = typer.Option(
-        None, help="Interactions per global step (default 32768 for bpr_mf, 4096 otherwise)."
+    epochs: int | None = typer.Option(
+        None, help="Most epochs (optim.epochs; early stopping on validation with optim.patience)."
     ),
+    batch_size: int | None = typer.Option(None, help="Interactions per global step (optim.batch_size)."),
     learning_rate: float | None = typer.Option(
-        None, help="Step size: row-wise AdaGrad for bpr_mf (default 0.05), Adam otherwise."
+        None, help="Step size of optim.optimizer (Adam by default; rowwise_adagrad for the lean BPR-MF step)."
     ),
     eval_users: int | None = typer.Option(None, help="Evaluate a seeded sample of this many test users."),
     output: Path | None = typer.Option(None, "--output", "-o", help="Run folder (default runs/distributed)."),
@@ -164,16 +165,20 @@ def train_distributed_command(
                 f"model {chosen!r} cannot be trained data-parallel; "
                 f"choose one of {', '.join(DATA_PARALLEL_MODELS)}"
             )
-        section = DATA_PARALLEL_MODELS[chosen]
-        settings = dict(values.pop(section, {}))
-        options = {"dim": dim, "epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate}
-        settings.update({key: value for key, value in options.items() if value is not None})
+        params = dict(values.pop("params", {}))
+        optim = dict(params.pop("optim", None) or {})
+        if dim is not None:
+            params["dim"] = dim
+        options = {"epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate}
+        optim.update({key: value for key, value in options.items() if value is not None})
+        if optim:
+            params["optim"] = optim
         overrides = {
             "builtin": builtin, "bundle": bundle, "domain": domain, "eval_users": eval_users,
             "output": output, "backend": backend,
         }  # fmt: skip
         values.update({key: value for key, value in overrides.items() if value is not None})
-        config = DistributedTrainConfig(**values, **{section: settings})
+        config = DistributedTrainConfig(**values, params=params)
         result = train_distributed(config, nproc)
     except (ValidationError, ValueError, FileNotFoundError, RuntimeError, tomllib.TOMLDecodeError) as error:
         raise _fail(str(error)) from None

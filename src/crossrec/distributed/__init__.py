@@ -19,10 +19,11 @@ user and gathers the per-user rows on rank 0, which writes ``result.json``, ``pe
 
 How each model combines gradients (each module's docstring says why)
 --------------------------------------------------------------------
-* ``bpr_mf`` (:mod:`.bpr`): closed-form sparse BPR terms, **all-gathered** (16 bytes per interaction)
-  and applied on every replica with row-wise AdaGrad.
+* ``bpr_mf`` with ``optim.optimizer="rowwise_adagrad"`` (:mod:`.bpr`): closed-form sparse BPR terms,
+  **all-gathered** (16 bytes per interaction) and applied on every replica with row-wise AdaGrad; with
+  Adam or SGD (the default is Adam, as on one process): the **dense all-reduce** of :mod:`.autograd`.
 * ``lightgcn`` (:mod:`.lightgcn`): full-graph propagation makes the table gradient dense, so a
-  **dense all-reduce** through ``DistributedDataParallel`` (:mod:`.autograd`), then Adam.
+  **dense all-reduce** through ``DistributedDataParallel`` (:mod:`.autograd`), then the optimizer step.
 * ``two_tower`` (:mod:`.two_tower`): shared tower parameters and dense Adam moments, so the same
   **dense all-reduce** through ``DistributedDataParallel``; ID user tower, item IDs plus optional item
   attributes.
@@ -43,10 +44,9 @@ from crossrec.distributed._evaluation import evaluate_tables, evaluation_users
 from crossrec.distributed._launch import free_port, launch_with_torchrun, train_distributed
 from crossrec.distributed._run import build_trainer, run_rank
 from crossrec.distributed._trainer import DataParallelTrainer
-from crossrec.distributed.autograd import AutogradTrainer, GradientTrainConfig
+from crossrec.distributed.autograd import AutogradTrainer
 from crossrec.distributed.bpr import BPRTrainer
-from crossrec.distributed.lightgcn import LightGCNTrainConfig
-from crossrec.distributed.two_tower import TwoTowerTrainConfig
+from crossrec.distributed.two_tower import check_data_parallel
 
 #: Kept for callers of the earlier private name (benchmarks/scale.py).
 _evaluation_users = evaluation_users
@@ -58,11 +58,9 @@ __all__ = [
     "DataParallelTrainer",
     "DistributedResult",
     "DistributedTrainConfig",
-    "GradientTrainConfig",
-    "LightGCNTrainConfig",
     "RankContext",
-    "TwoTowerTrainConfig",
     "build_trainer",
+    "check_data_parallel",
     "evaluate_tables",
     "evaluation_users",
     "free_port",

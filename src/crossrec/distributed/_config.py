@@ -5,24 +5,39 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from crossrec.distributed.autograd import GradientTrainConfig
-from crossrec.distributed.lightgcn import LightGCNTrainConfig
-from crossrec.distributed.two_tower import TwoTowerTrainConfig
-from crossrec.training.fast_bpr import FastBPRConfig
+from crossrec.models.base import get_model_class
+from crossrec.models.embedding import EmbeddingRecommender
+from crossrec.training.optim import OptimConfig
 
 __all__ = ["DATA_PARALLEL_MODELS", "DistributedResult", "DistributedTrainConfig"]
 
-#: Model name -> the config field holding its settings.
-DATA_PARALLEL_MODELS: dict[str, str] = {"bpr_mf": "bpr", "lightgcn": "lightgcn", "two_tower": "two_tower"}
+#: Models that train data-parallel.
+DATA_PARALLEL_MODELS: tuple[str, ...] = ("bpr_mf", "lightgcn", "two_tower")
+
+#: Keys of the earlier run files and where their settings went.
+_MOVED = {
+    "bpr": "params (model arguments) and params.optim (optimiser settings)",
+    "lightgcn": "params (model arguments) and params.optim (optimiser settings)",
+    "two_tower": "params (model arguments) and params.optim (optimiser settings)",
+    "num_threads": "params.optim.threads",
+    "eval_every": "params.optim.eval_every",
+    "checkpoint_every": "params.optim.checkpoint_every",
+    "progress": "params.optim.progress",
+}
 
 
 class DistributedTrainConfig(BaseModel):
-    """A distributed training run: data, model, evaluation and output (validated once, here)."""
+    """A distributed training run: data, model, evaluation and output (validated once, here).
+
+    The model is built exactly as a single-process run builds it, ``get_model_class(model)(**params)``,
+    so its :class:`~crossrec.training.optim.OptimConfig` (``params["optim"]``: optimizer, learning rate,
+    batches, epochs, early stopping on validation, seed, ...) is the one every rank trains with.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -38,17 +53,11 @@ class DistributedTrainConfig(BaseModel):
         (0.8, 0.1, 0.1), description="Per-user train/valid/test."
     )
     split_seed: int = Field(2022, description="Seed of the split.")
-    model: Literal["bpr_mf", "lightgcn", "two_tower"] = Field(
-        "bpr_mf", description="Model to train data-parallel; its settings are in the field of that name."
+    model: Literal["bpr_mf", "lightgcn", "two_tower"] = Field("bpr_mf", description="Model to train.")
+    params: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The model's constructor arguments (e.g. dim, layers), optimiser settings under 'optim'.",
     )
-    bpr: FastBPRConfig = Field(default_factory=FastBPRConfig, description="BPR-MF settings (model bpr_mf).")
-    lightgcn: LightGCNTrainConfig = Field(
-        default_factory=LightGCNTrainConfig, description="LightGCN settings (model lightgcn)."
-    )
-    two_tower: TwoTowerTrainConfig = Field(
-        default_factory=TwoTowerTrainConfig, description="Two-tower settings (model two_tower)."
-    )
-    num_threads: int = Field(1, ge=1, description="torch threads per rank (use more ranks for more cores).")
     backend: Literal["auto", "gloo", "nccl"] = Field(
         "auto", description="Process-group backend; auto: nccl when CUDA is available, else gloo."
     )
@@ -57,14 +66,25 @@ class DistributedTrainConfig(BaseModel):
     eval_users: int | None = Field(
         None, ge=1, description="Evaluate a seeded sample of this many test users."
     )
-    eval_every: int = Field(0, ge=0, description="Epochs between validation NDCG@10 records (0: never).")
-    checkpoint_every: int = Field(0, ge=0, description="Epochs between rank-0 checkpoints (0: only the end).")
+    selection_metric: str | None = Field(
+        None, description="Also score the trained model on validation with this metric (e.g. for search)."
+    )
+    evaluate_test: bool = Field(True, description="Rank the test users (off for validation-only trials).")
     resume: bool = Field(False, description="Continue from output/checkpoint when it exists.")
     output: Path = Field(
         Path("runs/distributed"), description="Run folder: model/, checkpoint/, result.json."
     )
     work_dir: Path | None = Field(None, description="Where the split arrays go (default output/data).")
-    progress: bool = Field(True, description="Print one line per epoch on rank 0.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved_keys(cls, values: Any) -> Any:
+        if isinstance(values, dict):
+            moved = {key: _MOVED[key] for key in values if key in _MOVED}
+            if moved:
+                where = "; ".join(f"{key} -> {target}" for key, target in moved.items())
+                raise ValueError(f"these settings moved: {where}")
+        return values
 
     @model_validator(mode="after")
     def _consistent(self) -> DistributedTrainConfig:
@@ -72,19 +92,31 @@ class DistributedTrainConfig(BaseModel):
             raise ValueError("give exactly one of builtin (e.g. 'movielens-cdr') or bundle (a folder)")
         if len(self.split_ratios) != 3 or not np.isclose(sum(self.split_ratios), 1.0):
             raise ValueError(f"split_ratios must be three shares summing to 1, got {self.split_ratios}")
-        for model, name in DATA_PARALLEL_MODELS.items():
-            settings = getattr(self, name)
-            if model != self.model and settings != type(settings)():
-                raise ValueError(
-                    f"settings [{name}] are for model {model!r} but model is {self.model!r}: "
-                    f"set model = {model!r} or leave [{name}] out"
-                )
+        model = self.build_model()
+        if self.model == "two_tower":
+            from crossrec.distributed.two_tower import check_data_parallel
+
+            check_data_parallel(model)
         return self
 
+    def build_model(self) -> EmbeddingRecommender:
+        """A fresh, unfitted model of this run (what every rank trains)."""
+        try:
+            model = get_model_class(self.model)(**self.params)
+        except (TypeError, ValidationError) as error:
+            raise ValueError(f"model {self.model!r} params {self.params}: {error}") from None
+        assert isinstance(model, EmbeddingRecommender)
+        return model
+
     @property
-    def settings(self) -> FastBPRConfig | GradientTrainConfig:
-        """The trained model's settings (``bpr``, ``lightgcn`` or ``two_tower``)."""
-        return getattr(self, DATA_PARALLEL_MODELS[self.model])
+    def optim(self) -> OptimConfig:
+        """The model's resolved optimiser settings."""
+        return self.build_model().optim
+
+    @property
+    def item_columns(self) -> list[str]:
+        """Item attribute columns of a two-tower run (none: item IDs only)."""
+        return list(self.params.get("item_modalities") or []) if self.model == "two_tower" else []
 
     @property
     def data_folder(self) -> Path:
@@ -105,6 +137,12 @@ class DistributedResult:
     evaluated_users: int = 0
     model_path: Path | None = None
     model: str = "bpr_mf"
+    best_epoch: int = 0
+    best_valid: float = float("-inf")
+    stop_reason: str = ""
+    still_improving: bool = False
+    stopped: str = ""
+    valid_score: float | None = None
 
     @classmethod
     def load(cls, output: str | Path) -> DistributedResult:

@@ -19,10 +19,6 @@ _KINDS = "item_features.json"
 _ID_COLUMN = "__item_id"
 
 
-def _feature_columns(config: DistributedTrainConfig) -> list[str]:
-    return list(config.two_tower.item_modalities) if config.model == "two_tower" else []
-
-
 def prepare_data(config: DistributedTrainConfig) -> dict[str, InteractionArrays]:
     """Write the train/valid/test arrays once, before ranks start (they memory-map them).
 
@@ -36,7 +32,7 @@ def prepare_data(config: DistributedTrainConfig) -> dict[str, InteractionArrays]
     key = {
         "builtin": config.builtin, "data_dir": str(config.data_dir), "bundle": _bundle_key(config),
         "domain": config.domain, "ratios": list(config.split_ratios), "seed": config.split_seed,
-        "item_features": _feature_columns(config),
+        "item_features": config.item_columns,
     }  # fmt: skip
     marker = folder / "prepared.json"
     if marker.is_file() and json.loads(marker.read_text()) == key:
@@ -55,7 +51,7 @@ def _bundle_key(config: DistributedTrainConfig) -> str | None:
 
 
 def _prepare(config: DistributedTrainConfig, folder: Path) -> dict[str, InteractionArrays]:
-    columns = _feature_columns(config)
+    columns = config.item_columns
     (folder / _FEATURES).unlink(missing_ok=True)
     if config.builtin is not None:
         from crossrec.data.builtin import load_movielens_cdr
@@ -108,7 +104,7 @@ def _bundle_item_features(bundle: Path, domain: str, columns: list[str], n_items
     if missing:
         raise FeatureSchemaError(
             f"{bundle}: domain {domain!r} has no item attribute columns {missing}; "
-            f"its item attributes are {sorted(kinds)} (set two_tower.item_modalities to some of them)"
+            f"its item attributes are {sorted(kinds)} (set params.item_modalities to some of them)"
         )
     table = pq.read_table(bundle / "items.parquet", columns=["domain", "item", "index", *columns])
     table = table.filter(pc.equal(table.column("domain"), domain)).sort_by("index")
@@ -135,7 +131,7 @@ def open_parts(config: DistributedTrainConfig) -> dict[str, InteractionArrays]:
 
 def open_item_features(config: DistributedTrainConfig) -> FeatureTable | None:
     """The prepared item attribute table of a two-tower run with ``item_modalities`` (else ``None``)."""
-    if not _feature_columns(config):
+    if not config.item_columns:
         return None
     frame = pd.read_parquet(config.data_folder / _FEATURES)
     kinds = json.loads((config.data_folder / _KINDS).read_text())

@@ -12,7 +12,7 @@ import torch.distributed as dist
 from crossrec.data.arrays import InteractionArrays
 from crossrec.distributed._context import RankContext, all_sum
 
-__all__ = ["evaluate_tables", "evaluation_users", "sharded_evaluation", "validation_ndcg"]
+__all__ = ["evaluate_tables", "evaluation_users", "sharded_evaluation", "sharded_mean"]
 
 
 def evaluate_tables(
@@ -51,16 +51,20 @@ def evaluation_users(test: InteractionArrays, sample: int | None, seed: int) -> 
     return users
 
 
-def validation_ndcg(
+def sharded_mean(
     vectors: tuple[torch.Tensor, torch.Tensor],
     parts: dict[str, InteractionArrays],
     context: RankContext,
-    seed: int,
+    metric: str,
+    *,
+    part: str = "valid",
 ) -> float:
-    """Mean validation NDCG@10 of up to 2,000 seeded users, each rank ranking its share."""
-    users = evaluation_users(parts["valid"], 2_000, seed)[context.rank :: context.world_size]
-    frame = evaluate_tables(*vectors, parts["valid"], [parts["train"]], users, metrics=("ndcg",), ks=(10,))
-    total, count = all_sum([float(frame["ndcg@10"].sum()) if len(frame) else 0.0, float(len(frame))], context)
+    """Mean ``metric`` (``"ndcg@10"``) over every user with ``part`` interactions, training items
+    excluded, each rank ranking every ``world_size``-th user (what one process computes on all)."""
+    name, k = metric.split("@")
+    users = evaluation_users(parts[part], None, 0)[context.rank :: context.world_size]
+    frame = evaluate_tables(*vectors, parts[part], [parts["train"]], users, metrics=(name,), ks=(int(k),))
+    total, count = all_sum([float(frame[metric].sum()) if len(frame) else 0.0, float(len(frame))], context)
     return total / max(count, 1.0)
 
 

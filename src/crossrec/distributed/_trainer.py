@@ -2,45 +2,31 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Protocol
 
 import torch
 
 from crossrec.models.base import Recommender
-from crossrec.training.fast_bpr import EpochStats
+from crossrec.training.loop import EpochStats, EpochTrainer
 
 __all__ = ["DataParallelTrainer", "EpochStats"]
 
 
-class DataParallelTrainer(Protocol):
-    """A model's replica on this rank: its epoch over the global batches and its state.
+class DataParallelTrainer(EpochTrainer, Protocol):
+    """A model's replica on this rank: an :class:`~crossrec.training.loop.EpochTrainer` (its epoch over
+    the global batches, its state) plus what a data-parallel run needs.
 
-    The shared run loop calls :meth:`restore` (when resuming), then :meth:`synchronise` once, then
-    :meth:`train_epoch` for each remaining epoch, :meth:`vectors` for validation and test, and on rank 0
-    :meth:`save` and :meth:`fitted_model`.
+    The run calls :meth:`synchronise` once, then the shared epoch loop
+    (:func:`crossrec.training.run_epochs`: ``restore`` when resuming, ``train_epoch``, ``state_dict`` for
+    the best epoch, ``save`` on rank 0), :meth:`vectors` for validation and test, and on rank 0
+    :meth:`fitted_model`.
     """
-
-    #: Epochs of the whole run.
-    epochs: int
-
-    def restore(self, folder: Path) -> None:
-        """Load the state written by :meth:`save` into this replica."""
 
     def synchronise(self) -> None:
         """Make every replica equal to rank 0's (and set up gradient communication)."""
 
-    def train_epoch(self, epoch: int) -> EpochStats:
-        """Walk this rank's parts of the epoch's global batches, updating the replica after each step.
-
-        Returns the data loss summed over this rank's interactions and their number.
-        """
-
     def vectors(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Current final user and item vectors (their dot products are the scores)."""
-
-    def save(self, folder: Path) -> None:
-        """Write the replica's weights and optimizer state into ``folder`` (each file atomically)."""
 
     def fitted_model(self) -> Recommender:
         """The trained model, ready for :meth:`~crossrec.models.base.Recommender.save`."""

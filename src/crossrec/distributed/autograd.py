@@ -1,8 +1,10 @@
-"""Data-parallel training of autograd models (LightGCN, two-tower) with ``DistributedDataParallel``.
+"""Data-parallel training of autograd models (BPR-MF with Adam or SGD, LightGCN, two-tower) with
+``DistributedDataParallel``.
 
 Every rank holds a replica of the model's torch module (the one
 :meth:`~crossrec.models.embedding.EmbeddingRecommender.build_module` builds, the same module the
-single-process trainer fits) and an Adam optimizer. A global step is:
+single-process trainer fits) and the optimizer its ``optim`` names (Adam by default, the same as one
+process: :func:`crossrec.training.build_optimizer`). A global step is:
 
 1. this rank's part of the global batch and its negatives (:func:`crossrec.training.batches.global_batches`);
 2. the module's final embeddings (``module.embeddings()``: graph propagation or towers over the whole
@@ -12,7 +14,10 @@ single-process trainer fits) and an Adam optimizer. A global step is:
    world size: ``DistributedDataParallel`` averages the gradients over ranks, so every replica receives
    the gradient of the mean loss over the global batch, the one-process gradient up to the order of
    floating-point additions (per-rank means would weight a short last part wrongly);
-4. the same Adam step on every replica.
+4. the same optimizer step on every replica.
+
+The shared epoch loop (:func:`crossrec.training.run_epochs`) adds validation, early stopping and
+checkpoints with the model's ``optim``, exactly as on one process.
 
 ``DistributedDataParallel`` all-reduces the dense gradients in buckets while the backward pass runs
 (gloo on CPU, NCCL on GPUs); why a dense all-reduce is the right exchange is model-specific, see
@@ -26,13 +31,11 @@ deterministic); on GPUs some sparse kernels use atomics, so runs agree only up t
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
@@ -41,33 +44,13 @@ from crossrec.distributed._context import RankContext
 from crossrec.models.base import Recommender
 from crossrec.models.embedding import EmbeddingRecommender
 from crossrec.training.batches import PositiveFilter, global_batches, step_seed
-from crossrec.training.fast_bpr import EpochStats
-from crossrec.training.trainer import interaction_losses
+from crossrec.training.checkpoint import load_module_state, save_module_state
+from crossrec.training.loop import EpochStats
+from crossrec.training.trainer import build_optimizer, interaction_losses
 
-__all__ = ["AutogradTrainer", "GradientTrainConfig"]
+__all__ = ["AutogradTrainer"]
 
 _DROPOUT_STREAM = 1  # step_seed stream of the global torch RNG (negatives use stream 0)
-
-
-class GradientTrainConfig(BaseModel):
-    """Optimisation settings shared by the autograd data-parallel models (Adam, fixed epochs)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    dim: int = Field(64, ge=1, description="Embedding size.")
-    epochs: int = Field(20, ge=1, description="Passes over the training interactions (no early stopping).")
-    batch_size: int = Field(4096, ge=1, description="Interactions per global step (split over ranks).")
-    learning_rate: float = Field(1e-3, gt=0, description="Adam learning rate.")
-    l2: float = Field(0.0, ge=0, description="L2 penalty on the rows used in a step (per interaction).")
-    loss: Literal["bpr", "softmax"] = Field("bpr", description="Pairwise BPR or sampled softmax.")
-    n_negatives: int = Field(1, ge=1, description="Uniform negatives per positive.")
-    init_std: float = Field(0.1, gt=0, description="Standard deviation of the initial embeddings.")
-    reject_positives: bool = Field(True, description="Redraw negatives that are training positives.")
-    seed: int = Field(0, description="Seed of initialisation, permutations, negatives and dropout.")
-
-    def model_params(self) -> dict[str, object]:
-        """Constructor arguments of the recommender (what the saved ``model.json`` records)."""
-        return self.model_dump(exclude={"reject_positives"}) | {"progress": False}
 
 
 class _GlobalBatchLoss(nn.Module):
@@ -90,17 +73,16 @@ class _GlobalBatchLoss(nn.Module):
 
 
 class AutogradTrainer:
-    """A replica of an embedding model's torch module, trained with Adam on the global batches.
+    """A replica of an embedding model's torch module, trained on the global batches.
 
     Parameters
     ----------
     model
-        The (unfitted) recommender; it receives the trained module at the end (:meth:`fitted_model`).
+        The (unfitted) recommender; its ``optim`` is the optimisation, and it receives the trained
+        module at the end (:meth:`fitted_model`).
     module
         ``model.build_module(train)``: seeded, so every rank builds the same initial weights (rank 0's
         are broadcast anyway).
-    settings
-        Optimisation settings.
     train
         Training interactions.
     context
@@ -108,36 +90,21 @@ class AutogradTrainer:
     """
 
     def __init__(
-        self,
-        model: EmbeddingRecommender,
-        module: nn.Module,
-        settings: GradientTrainConfig,
-        train: InteractionArrays,
-        context: RankContext,
+        self, model: EmbeddingRecommender, module: nn.Module, train: InteractionArrays, context: RankContext
     ) -> None:
         self.model = model
-        self.settings = settings
-        self.epochs = settings.epochs
+        self.optim = model.optim
         self.train = train
         self.context = context
         self.module = module.to(context.device)
-        self.optimizer = torch.optim.Adam(
-            [p for p in self.module.parameters() if p.requires_grad], lr=settings.learning_rate
+        self.optimizer = build_optimizer(
+            [{"params": [p for p in self.module.parameters() if p.requires_grad]}], self.optim
         )
         self.negative_filter = (
-            PositiveFilter(train, device=context.device) if settings.reject_positives else None
+            PositiveFilter(train, device=context.device) if self.optim.reject_positives else None
         )
-        self._loss = _GlobalBatchLoss(self.module, settings.loss, settings.l2)
+        self._loss = _GlobalBatchLoss(self.module, self.optim.loss, self.optim.l2)
         self._step: nn.Module = self._loss
-
-    def restore(self, folder: Path) -> None:
-        from safetensors.torch import load_file
-
-        self.module.load_state_dict(
-            load_file(str(folder / "module.safetensors"), device=str(self.context.device))
-        )
-        state = torch.load(folder / "optimizer.pt", map_location=self.context.device, weights_only=True)
-        self.optimizer.load_state_dict(state)
 
     def synchronise(self) -> None:
         if self.context.distributed:  # DDP broadcasts rank 0's weights, then all-reduces every gradient
@@ -146,17 +113,17 @@ class AutogradTrainer:
 
     def train_epoch(self, epoch: int) -> EpochStats:
         started, cpu_started = time.perf_counter(), time.process_time()
-        settings, context = self.settings, self.context
+        optim, context = self.optim, self.context
         stats = EpochStats()
         self.module.train()
         batches = global_batches(
-            self.train, settings.batch_size, settings.seed, epoch, rank=context.rank,
-            world_size=context.world_size, n_negatives=settings.n_negatives,
+            self.train, optim.batch_size, optim.seed, epoch, rank=context.rank,
+            world_size=context.world_size, n_negatives=optim.negatives,
             negative_filter=self.negative_filter, device=context.device,
         )  # fmt: skip
         for batch in batches:
-            torch.manual_seed(step_seed(settings.seed, epoch, batch.step, _DROPOUT_STREAM))
-            negatives = batch.negatives.view(len(batch.users), settings.n_negatives)
+            torch.manual_seed(step_seed(optim.seed, epoch, batch.step, _DROPOUT_STREAM))
+            negatives = batch.negatives.view(len(batch.users), optim.negatives)
             scale = context.world_size / batch.size
             loss, data_loss = self._step(batch.users, batch.positives, negatives, scale)
             self.optimizer.zero_grad(set_to_none=True)
@@ -175,16 +142,17 @@ class AutogradTrainer:
         self.module.train()
         return users.detach(), items.detach()
 
-    def save(self, folder: Path) -> None:
-        from safetensors.torch import save_file
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {key: value.detach().clone() for key, value in self.module.state_dict().items()}
 
-        folder.mkdir(parents=True, exist_ok=True)
-        # clones: tied parameters (e.g. a tower's ID table under two names) cannot share storage in a file
-        weights = {k: v.detach().cpu().contiguous().clone() for k, v in self.module.state_dict().items()}
-        save_file(weights, str(folder / ".module.safetensors.tmp"))
-        os.replace(folder / ".module.safetensors.tmp", folder / "module.safetensors")
-        torch.save(self.optimizer.state_dict(), folder / ".optimizer.pt.tmp")
-        os.replace(folder / ".optimizer.pt.tmp", folder / "optimizer.pt")
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self.module.load_state_dict({key: value.to(self.context.device) for key, value in state.items()})
+
+    def save(self, folder: Path) -> None:
+        save_module_state(folder, self.module, self.optimizer)
+
+    def restore(self, folder: Path) -> None:
+        load_module_state(folder, self.module, self.optimizer, device=self.context.device)
 
     def fitted_model(self) -> Recommender:
         return self.model.adopt_module(self.module.to("cpu"))

@@ -1,4 +1,10 @@
-"""Data-parallel BPR-MF: replicated tables, sparse gradient terms all-gathered every step.
+"""Data-parallel BPR-MF with the lean row-wise step: replicated tables, sparse gradient terms
+all-gathered every step.
+
+This is the path of ``BPRMF(optim={"optimizer": "rowwise_adagrad", ...})`` (the setting that scales to
+tens of millions of interactions, :mod:`crossrec.training.fast_bpr`); with Adam or SGD, BPR-MF trains
+data-parallel like LightGCN through :mod:`crossrec.distributed.autograd` (dense moments make the update
+dense). Either way one process and ``N`` ranks run the same optimiser.
 
 How gradients are combined, and why not dense all-reduce or sharded tables
 --------------------------------------------------------------------------
@@ -19,7 +25,6 @@ world size gives the same updates up to the order of floating-point additions.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
@@ -28,15 +33,9 @@ import torch.distributed as dist
 from crossrec.data.arrays import InteractionArrays
 from crossrec.distributed._context import RankContext
 from crossrec.models.base import Recommender
-from crossrec.training.fast_bpr import (
-    BatchTerms,
-    BPRTables,
-    EpochStats,
-    FastBPRConfig,
-    GradientSync,
-    PositiveFilter,
-    run_epoch,
-)
+from crossrec.models.mf import BPRMF
+from crossrec.training.fast_bpr import BatchTerms, BPRTables, GradientSync, LeanBPRTrainer
+from crossrec.training.loop import EpochStats
 
 __all__ = ["BPRTrainer", "gather_sync"]
 
@@ -65,65 +64,55 @@ def gather_sync(context: RankContext) -> GradientSync:
 
 
 class BPRTrainer:
-    """A BPR-MF replica (tables, row-wise AdaGrad state) trained by :func:`~.fast_bpr.run_epoch`.
+    """A BPR-MF replica (tables, row-wise AdaGrad state) trained by the lean step on this rank.
 
     Parameters
     ----------
-    settings
-        BPR-MF settings.
+    model
+        The unfitted :class:`BPRMF` (``optim.optimizer == "rowwise_adagrad"``): its seeded module gives
+        the initial tables, and it receives the trained ones (:meth:`fitted_model`).
     train
         Training interactions.
     context
         This rank.
     """
 
-    def __init__(self, settings: FastBPRConfig, train: InteractionArrays, context: RankContext) -> None:
-        self.settings = settings
-        self.epochs = settings.epochs
-        self.train = train
-        self.context = context
-        tables = BPRTables.initialise(train.n_users, train.n_items, settings)
-        self.tables = self._on_device(tables.state_dict())
-        self.negative_filter = (
-            PositiveFilter(train, device=context.device) if settings.reject_positives else None
-        )
-        self.sync = gather_sync(context) if context.distributed else None
-
-    def _on_device(self, state: dict[str, torch.Tensor]) -> BPRTables:
-        return BPRTables.from_state_dict({k: v.to(self.context.device) for k, v in state.items()})
-
-    def restore(self, folder: Path) -> None:
-        from safetensors.torch import load_file
-
-        self.tables = self._on_device(load_file(str(folder / "tables.safetensors")))
+    def __init__(self, model: BPRMF, train: InteractionArrays, context: RankContext) -> None:
+        self.model, self.context = model, context
+        self.module = model.build_module(train.to_csr())
+        user, item = self.module.embeddings()
+        tables = BPRTables.from_tables(user.to(context.device), item.to(context.device))
+        sync = gather_sync(context) if context.distributed else None
+        self.lean = LeanBPRTrainer(
+            tables, train, model.optim, rank=context.rank, world_size=context.world_size, sync=sync,
+            device=context.device,
+        )  # fmt: skip
 
     def synchronise(self) -> None:
         if self.context.distributed:  # replicas start equal even if a rank's RNG differs
-            for tensor in self.tables.state_dict().values():
+            for tensor in self.lean.tables.state_dict().values():
                 dist.broadcast(tensor, src=0)
 
     def train_epoch(self, epoch: int) -> EpochStats:
-        return run_epoch(
-            self.tables, self.train, self.negative_filter, self.settings, epoch,
-            rank=self.context.rank, world_size=self.context.world_size, sync=self.sync,
-            device=self.context.device,
-        )  # fmt: skip
+        return self.lean.train_epoch(epoch)
 
     def vectors(self) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.tables.user, self.tables.item
+        return self.lean.vectors()
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return self.lean.state_dict()
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self.lean.load_state_dict(state)
 
     def save(self, folder: Path) -> None:
-        from safetensors.torch import save_file
+        self.lean.save(folder)
 
-        folder.mkdir(parents=True, exist_ok=True)
-        temporary = folder / ".tables.safetensors.tmp"
-        state = {k: v.detach().cpu().contiguous() for k, v in self.tables.state_dict().items()}
-        save_file(state, str(temporary))
-        os.replace(temporary, folder / "tables.safetensors")
+    def restore(self, folder: Path) -> None:
+        self.lean.restore(folder)
 
     def fitted_model(self) -> Recommender:
-        from crossrec.models.mf import BPRMF
-
-        return BPRMF(dim=self.settings.dim, seed=self.settings.seed).with_vectors(
-            self.tables.user.detach().cpu().numpy(), self.tables.item.detach().cpu().numpy()
-        )
+        with torch.no_grad():
+            self.module.user_embedding.weight.copy_(self.lean.tables.user.cpu())
+            self.module.item_embedding.weight.copy_(self.lean.tables.item.cpu())
+        return self.model.adopt_module(self.module)
