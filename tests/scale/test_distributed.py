@@ -12,10 +12,10 @@ from typer.testing import CliRunner
 from crossrec.cli.main import app
 from crossrec.distributed import DistributedResult, DistributedTrainConfig, train_distributed
 from crossrec.models.base import Recommender
-from crossrec.training.fast_bpr import FastBPRConfig
 
-# small and fast: fixed epochs, no early stopping (the 1-process run reaches the BPR-MF baseline's NDCG@10)
-MOVIELENS_BPR = FastBPRConfig(dim=64, epochs=12, batch_size=1024, learning_rate=0.05, seed=0)
+# small and fast, with the lean row-wise step (the 1-process run reaches the BPR-MF baseline's NDCG@10)
+LEAN = {"optimizer": "rowwise_adagrad", "learning_rate": 0.05, "progress": False}
+MOVIELENS_BPR = {"dim": 64, "optim": LEAN | {"epochs": 12, "batch_size": 1024, "seed": 0}}
 
 
 def test_two_gloo_ranks_match_one_process_on_movielens_target(movielens_cdr, tmp_path) -> None:
@@ -23,10 +23,9 @@ def test_two_gloo_ranks_match_one_process_on_movielens_target(movielens_cdr, tmp
     for nproc in (1, 2):
         config = DistributedTrainConfig(
             builtin="movielens-cdr",
-            bpr=MOVIELENS_BPR,
+            params=MOVIELENS_BPR,
             output=tmp_path / f"n{nproc}",
             work_dir=tmp_path / "data",
-            progress=False,
         )
         runs[nproc] = train_distributed(config, nproc)
     one, two = runs[1], runs[2]
@@ -44,15 +43,17 @@ def test_two_gloo_ranks_match_one_process_on_movielens_target(movielens_cdr, tmp
 
 
 def test_resume_from_checkpoint_equals_uninterrupted(synthetic_bundle, tmp_path) -> None:
-    bpr = FastBPRConfig(dim=16, epochs=4, batch_size=2048, learning_rate=0.05)
-    common = {"bundle": synthetic_bundle, "domain": "source", "progress": False, "eval_users": 300}
-    full = train_distributed(DistributedTrainConfig(**common, bpr=bpr, output=tmp_path / "full"))
-    short = DistributedTrainConfig(
-        **common, bpr=bpr.model_copy(update={"epochs": 2}), output=tmp_path / "r", checkpoint_every=1
-    )
+    bpr = {"dim": 16, "optim": LEAN | {"epochs": 4, "batch_size": 2048}}
+    common = {"bundle": synthetic_bundle, "domain": "source", "eval_users": 300}
+    full = train_distributed(DistributedTrainConfig(**common, params=bpr, output=tmp_path / "full"))
+    short_params = {"dim": 16, "optim": bpr["optim"] | {"epochs": 2}}
+    short = DistributedTrainConfig(**common, params=short_params, output=tmp_path / "r")
     train_distributed(short)
-    resumed = train_distributed(short.model_copy(update={"bpr": bpr, "resume": True}))
+    resumed = train_distributed(short.model_copy(update={"params": bpr, "resume": True}))
     assert [h["epoch"] for h in resumed.history] == [1, 2, 3, 4]
+    assert resumed.best_epoch == full.best_epoch and resumed.history == [
+        {**h, "seconds": r["seconds"]} for h, r in zip(full.history, resumed.history, strict=True)
+    ]
     assert resumed.metrics == full.metrics
     assert resumed.evaluated_users == 300
     from safetensors.torch import load_file
@@ -72,6 +73,9 @@ def test_config_and_cli_errors(tmp_path) -> None:
     run_file.write_text('builtin = "movielens-cdr"\nunknown_key = 1\n')
     result = CliRunner().invoke(app, ["train-distributed", "--config", str(run_file)])
     assert result.exit_code == 2 and "unknown_key" in result.output
+    run_file.write_text('builtin = "movielens-cdr"\n[bpr]\nepochs = 3\n')
+    result = CliRunner().invoke(app, ["train-distributed", "--config", str(run_file)])
+    assert result.exit_code == 2 and "bpr -> params" in result.output
 
 
 def test_cli_trains_on_a_bundle(synthetic_bundle, tmp_path) -> None:
@@ -86,3 +90,6 @@ def test_cli_trains_on_a_bundle(synthetic_bundle, tmp_path) -> None:
     payload = json.loads((out / "result.json").read_text())
     assert payload["config"]["domain"] is None and payload["evaluated_users"] == 200
     assert len(payload["history"]) == 2
+    # the default optimiser is the single-process one (Adam), with the CLI's overrides
+    assert payload["optim"]["optimizer"] == "adam" and payload["optim"]["epochs"] == 2
+    assert payload["optim"]["batch_size"] == 4096 and payload["stop_reason"] == "epoch_budget"

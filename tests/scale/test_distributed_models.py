@@ -12,32 +12,27 @@ from safetensors.torch import load_file
 from typer.testing import CliRunner
 
 from crossrec.cli.main import app
-from crossrec.distributed import (
-    DistributedResult,
-    DistributedTrainConfig,
-    LightGCNTrainConfig,
-    TwoTowerTrainConfig,
-    train_distributed,
-)
+from crossrec.distributed import DistributedResult, DistributedTrainConfig, train_distributed
 from crossrec.models.base import Recommender
 from crossrec.models.lightgcn import LightGCN
 from crossrec.models.two_tower import TwoTower
 
 # small and fast, but trained well past popularity (NDCG@10 0.118 on this split): on one process,
 # LightGCN reached 0.218 and the two-tower (item IDs + genres + year) 0.227
-LIGHTGCN = LightGCNTrainConfig(dim=32, epochs=3, batch_size=2048, learning_rate=0.02)
-TWO_TOWER = TwoTowerTrainConfig(
-    dim=32, hidden=64, epochs=5, batch_size=2048, item_modalities=("genres", "year")
-)
+QUIET = {"progress": False}
+LIGHTGCN = {"dim": 32, "optim": QUIET | {"epochs": 3, "batch_size": 2048, "learning_rate": 0.02}}
+TWO_TOWER = {
+    "dim": 32, "hidden": 64, "item_modalities": ["genres", "year"],
+    "optim": QUIET | {"epochs": 5, "batch_size": 2048},
+}  # fmt: skip
 MOVIELENS_ITEMS = 1196
 MOVIELENS_TEST_USERS = 943
 
 
-def _movielens_run(model: str, settings, output, work_dir) -> DistributedTrainConfig:
+def _movielens_run(model: str, params, output, work_dir) -> DistributedTrainConfig:
     return DistributedTrainConfig(
-        builtin="movielens-cdr", model=model, output=output, work_dir=work_dir, progress=False,
-        **{model: settings},
-    )  # fmt: skip
+        builtin="movielens-cdr", model=model, params=params, output=output, work_dir=work_dir
+    )
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +66,8 @@ def test_lightgcn_two_gloo_ranks_match_one_process_on_movielens_target(lightgcn_
     _check_one_vs_two(one, two, floor=0.18)
     assert two.model == "lightgcn"
     model = Recommender.load(two.output / "model")
-    assert isinstance(model, LightGCN) and model.layers == LIGHTGCN.layers
+    assert isinstance(model, LightGCN) and model.layers == 2
+    assert model.optim.learning_rate == 0.02 and model.optim.l2 == LightGCN().optim.l2
     assert model.score(np.array([0, 1])).shape == (2, MOVIELENS_ITEMS)
 
 
@@ -104,22 +100,18 @@ def test_two_tower_two_gloo_ranks_match_one_process_on_movielens_target(movielen
 
 
 def test_two_tower_resume_from_checkpoint_equals_uninterrupted(synthetic_bundle, tmp_path) -> None:
-    settings = TwoTowerTrainConfig(
-        dim=8, hidden=16, epochs=3, batch_size=1024, n_negatives=4, item_modalities=("category", "tags")
-    )
+    optim = QUIET | {"epochs": 3, "batch_size": 1024, "negatives": 4}
+    settings = {"dim": 8, "hidden": 16, "item_modalities": ["category", "tags"], "optim": optim}
     common = {
-        "bundle": synthetic_bundle, "domain": "target", "model": "two_tower", "progress": False,
-        "eval_users": 100, "work_dir": tmp_path / "data",
+        "bundle": synthetic_bundle, "domain": "target", "model": "two_tower", "eval_users": 100,
+        "work_dir": tmp_path / "data",
     }  # fmt: skip
-    full = train_distributed(DistributedTrainConfig(**common, two_tower=settings, output=tmp_path / "full"))
+    full = train_distributed(DistributedTrainConfig(**common, params=settings, output=tmp_path / "full"))
     short = DistributedTrainConfig(
-        **common,
-        two_tower=settings.model_copy(update={"epochs": 1}),
-        output=tmp_path / "r",
-        checkpoint_every=1,
+        **common, params=settings | {"optim": optim | {"epochs": 1}}, output=tmp_path / "r"
     )
     train_distributed(short)
-    resumed = train_distributed(short.model_copy(update={"two_tower": settings, "resume": True}))
+    resumed = train_distributed(short.model_copy(update={"params": settings, "resume": True}))
     assert [h["epoch"] for h in resumed.history] == [1, 2, 3]
     assert _losses(resumed) == _losses(full)
     assert resumed.metrics == full.metrics
@@ -129,11 +121,15 @@ def test_two_tower_resume_from_checkpoint_equals_uninterrupted(synthetic_bundle,
     assert all(torch.equal(a[key], b[key]) for key in a)
 
 
-def test_settings_must_match_the_model(tmp_path) -> None:
-    with pytest.raises(ValueError, match=r"settings \[lightgcn\] are for model 'lightgcn'"):
-        DistributedTrainConfig(builtin="movielens-cdr", lightgcn=LightGCNTrainConfig(layers=3))
+def test_settings_must_fit_the_model(tmp_path) -> None:
+    with pytest.raises(ValueError, match=r"lightgcn -> params"):
+        DistributedTrainConfig(builtin="movielens-cdr", lightgcn={"layers": 3})
     with pytest.raises(ValueError, match="user attributes are not supported"):
-        TwoTowerTrainConfig(user_modalities=("age",))
+        DistributedTrainConfig(
+            builtin="movielens-cdr", model="two_tower", params={"user_modalities": ["age"]}
+        )
+    with pytest.raises(ValueError, match="layers"):
+        DistributedTrainConfig(builtin="movielens-cdr", model="bpr_mf", params={"layers": 3})
     result = CliRunner().invoke(
         app, ["train-distributed", "--builtin", "movielens-cdr", "--model", "ease", "-o", str(tmp_path)]
     )
@@ -144,7 +140,7 @@ def test_settings_must_match_the_model(tmp_path) -> None:
 def test_bundle_without_the_item_columns_is_refused(synthetic_bundle, tmp_path) -> None:
     config = DistributedTrainConfig(
         bundle=synthetic_bundle, domain="target", model="two_tower", output=tmp_path,
-        two_tower=TwoTowerTrainConfig(item_modalities=("genre",)),
+        params={"item_modalities": ["genre"]},
     )  # fmt: skip
     with pytest.raises(ValueError, match=r"no item attribute columns \['genre'\].*category"):
         train_distributed(config)
@@ -159,5 +155,5 @@ def test_train_distributed_cli_trains_lightgcn_on_a_bundle(synthetic_bundle, tmp
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     payload = json.loads((out / "result.json").read_text())
-    assert payload["model"] == "lightgcn" and payload["config"]["lightgcn"]["dim"] == 8
+    assert payload["model"] == "lightgcn" and payload["config"]["params"]["dim"] == 8
     assert len(payload["history"]) == 2 and payload["evaluated_users"] == 100

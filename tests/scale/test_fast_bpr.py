@@ -7,9 +7,9 @@ import torch
 
 from crossrec.data import Interactions
 from crossrec.data.arrays import write_arrays
+from crossrec.training import OptimConfig
 from crossrec.training.fast_bpr import (
     BPRTables,
-    FastBPRConfig,
     PositiveFilter,
     apply_bpr_update,
     bpr_terms,
@@ -18,13 +18,13 @@ from crossrec.training.fast_bpr import (
 
 
 def _tables(seed: int = 0) -> BPRTables:
-    return BPRTables.initialise(5, 6, FastBPRConfig(dim=4, seed=seed, init_std=0.5))
+    return BPRTables.initialise(5, 6, 4, seed=seed, init_std=0.5)
 
 
 def test_sgd_step_equals_autograd_with_repeated_rows() -> None:
     users, positives, negatives = torch.tensor([0, 0, 3]), torch.tensor([1, 2, 1]), torch.tensor([2, 5, 1])
     for l2 in (0.0, 0.1):
-        config = FastBPRConfig(dim=4, optimizer="sgd", learning_rate=0.3, l2=l2)
+        config = OptimConfig(optimizer="sgd", learning_rate=0.3, l2=l2)
         tables = _tables()
         user = tables.user.clone().requires_grad_(True)
         item = tables.item.clone().requires_grad_(True)
@@ -39,7 +39,7 @@ def test_sgd_step_equals_autograd_with_repeated_rows() -> None:
 
 
 def test_rowwise_adagrad_matches_its_definition() -> None:
-    config = FastBPRConfig(dim=4, learning_rate=0.2)
+    config = OptimConfig(optimizer="rowwise_adagrad", learning_rate=0.2)
     users, positives, negatives = torch.tensor([1, 1]), torch.tensor([0, 3]), torch.tensor([4, 0])
     tables = _tables(1)
     before = BPRTables(*(t.clone() for t in (tables.user, tables.item, tables.user_state, tables.item_state)))
@@ -79,10 +79,10 @@ def test_epochs_learn_and_repeat_exactly(tmp_path) -> None:
     group_user, group_item = rng.integers(0, 4, 200), rng.integers(0, 4, 120)
     user, item = np.nonzero((group_user[:, None] == group_item[None, :]) & (rng.random((200, 120)) < 0.3))
     arrays = write_arrays(Interactions(user, item, np.ones(len(user))), 200, 120, tmp_path / "a")
-    config = FastBPRConfig(dim=8, batch_size=256, learning_rate=0.1)
+    config = OptimConfig(optimizer="rowwise_adagrad", batch_size=256, learning_rate=0.1)
     runs = []
     for _ in range(2):
-        tables = BPRTables.initialise(200, 120, config)
+        tables = BPRTables.initialise(200, 120, 8)
         losses = [run_epoch(tables, arrays, PositiveFilter(arrays), config, e).loss for e in range(1, 6)]
         runs.append((tables, losses))
     assert runs[0][1][-1] < 0.6 * runs[0][1][0]

@@ -100,9 +100,10 @@ def _run_distributed(experiment: Path, nproc: int, search: bool) -> None:
         table.add_row(metric, f"{value:.4f}")
     console.print(table)
     if ran.search is not None:
-        console.print(f"search: best {ran.search.best_params} valid {ran.search.best_score:.4f}")
+        best = f"search: best {ran.search.best_params} valid {ran.search.best_score:.4f}"
+        console.print(best, highlight=False, soft_wrap=True)
     note = f"[yellow]warning:[/yellow] {result.stopped}" if result.still_improving else result.stopped
-    console.print(note, highlight=False)
+    console.print(note, highlight=False, soft_wrap=True)
     console.print(f"model: {result.model_path}  results: {result.output / 'result.json'}", highlight=False)
 
 

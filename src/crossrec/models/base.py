@@ -55,8 +55,18 @@ def register_model(cls: type[Recommender]) -> type[Recommender]:
     return cls
 
 
+#: Modules of built-in models that ``crossrec.models`` does not import eagerly (heavier dependencies).
+_LAZY_MODULES = ("two_tower", "sasrec", "gru4rec", "markov")
+
+
 def get_model_class(name: str) -> type[Recommender]:
-    """The registered class called ``name``; the error lists the known names."""
+    """The registered class called ``name`` (built-in models are imported on demand); the error lists
+    the known names."""
+    if name not in MODEL_REGISTRY:
+        import importlib
+
+        for module in _LAZY_MODULES:
+            importlib.import_module(f"crossrec.models.{module}")
     try:
         return MODEL_REGISTRY[name]
     except KeyError:

@@ -211,7 +211,11 @@ def run_epochs(
                 "seconds": stats.seconds,
             }
             if validate is not None and epoch % optim.eval_every == 0:
+                threads = torch.get_num_threads()
                 score = float(validate())
+                # the ranking kernels' thread pool (numba, OpenMP) can reset the OpenMP thread count that
+                # torch reads: keep training on the threads it was given, so that runs stay reproducible
+                torch.set_num_threads(threads)
                 record[f"valid_{optim.valid_metric}"] = score
                 if score > history.best_score:
                     history.best_score, history.best_epoch, stale = score, epoch, 0
