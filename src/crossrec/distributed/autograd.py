@@ -32,7 +32,6 @@ deterministic); on GPUs some sparse kernels use atomics, so runs agree only up t
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Literal
 
 import torch
@@ -44,8 +43,7 @@ from crossrec.distributed._context import RankContext
 from crossrec.models.base import Recommender
 from crossrec.models.embedding import EmbeddingRecommender
 from crossrec.training.batches import PositiveFilter, global_batches, step_seed
-from crossrec.training.checkpoint import load_module_state, save_module_state
-from crossrec.training.loop import EpochStats
+from crossrec.training.loop import EpochStats, ModuleState
 from crossrec.training.trainer import build_optimizer, interaction_losses
 
 __all__ = ["AutogradTrainer"]
@@ -72,7 +70,7 @@ class _GlobalBatchLoss(nn.Module):
         return total * scale, data_loss.detach()
 
 
-class AutogradTrainer:
+class AutogradTrainer(ModuleState):
     """A replica of an embedding model's torch module, trained on the global batches.
 
     Parameters
@@ -96,6 +94,7 @@ class AutogradTrainer:
         self.optim = model.optim
         self.train = train
         self.context = context
+        self.device = context.device
         self.module = module.to(context.device)
         self.optimizer = build_optimizer(
             [{"params": [p for p in self.module.parameters() if p.requires_grad]}], self.optim
@@ -141,18 +140,6 @@ class AutogradTrainer:
             users, items = self.module.embeddings()
         self.module.train()
         return users.detach(), items.detach()
-
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        return {key: value.detach().clone() for key, value in self.module.state_dict().items()}
-
-    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        self.module.load_state_dict({key: value.to(self.context.device) for key, value in state.items()})
-
-    def save(self, folder: Path) -> None:
-        save_module_state(folder, self.module, self.optimizer)
-
-    def restore(self, folder: Path) -> None:
-        load_module_state(folder, self.module, self.optimizer, device=self.context.device)
 
     def fitted_model(self) -> Recommender:
         return self.model.adopt_module(self.module.to("cpu"))

@@ -21,7 +21,6 @@ The loop is the shared one of :func:`crossrec.training.loop.run_epochs` (early s
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Any, ClassVar, Self
 
 import numpy as np
@@ -32,8 +31,7 @@ from crossrec.models.base import register_model
 from crossrec.models.gradient import GradientRecommender, OptimSpec
 from crossrec.models.inputs import EmbeddingInit, FitInputs
 from crossrec.models.sequences import Sequences, SequentialRecommender
-from crossrec.training.checkpoint import load_module_state, save_module_state, tensors
-from crossrec.training.loop import EpochStats, TrainingHistory, ranking_validation, run_epochs
+from crossrec.training.loop import EpochStats, ModuleState, TrainingHistory, ranking_validation, run_epochs
 from crossrec.training.optim import OptimConfig
 from crossrec.training.trainer import build_optimizer
 
@@ -81,7 +79,7 @@ class _SASRecModule(nn.Module):
         return hidden @ self.item.weight[1:].T
 
 
-class _SequenceTrainer:
+class _SequenceTrainer(ModuleState):
     """Epochs of next-item (and ``horizon``-ahead) prediction over every user's recent window."""
 
     def __init__(
@@ -117,18 +115,6 @@ class _SequenceTrainer:
             self.optimizer.step()
             total += float(loss.detach()) * len(batch)
         return EpochStats(loss=total, interactions=len(order), seconds=time.perf_counter() - started)
-
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        return tensors(self.module.state_dict())
-
-    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        self.module.load_state_dict(state)
-
-    def save(self, folder: Path) -> None:
-        save_module_state(folder, self.module, self.optimizer, self.rng)
-
-    def restore(self, folder: Path) -> None:
-        load_module_state(folder, self.module, self.optimizer, self.rng)
 
 
 @register_model

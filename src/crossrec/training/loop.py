@@ -16,15 +16,23 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
 
+import numpy as np
 import scipy.sparse as sp
 import torch
 
-from crossrec.training.checkpoint import load_loop_state, save_loop_state
+from crossrec.training.checkpoint import (
+    load_loop_state,
+    load_module_state,
+    save_loop_state,
+    save_module_state,
+    tensors,
+)
 from crossrec.training.optim import OptimConfig
 
 __all__ = [
     "EpochStats",
     "EpochTrainer",
+    "ModuleState",
     "StopReason",
     "TrainingHistory",
     "ranking_validation",
@@ -63,6 +71,28 @@ class EpochTrainer(Protocol):
 
     def restore(self, folder: Path) -> None:
         """Load what :meth:`save` wrote."""
+
+
+class ModuleState:
+    """The state half of an :class:`EpochTrainer` whose weights are a torch module's, with an optimizer
+    and (single-process trainers) a numpy generator: snapshots, checkpoints, restore."""
+
+    module: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    rng: np.random.Generator | None = None
+    device: torch.device | str = "cpu"
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return tensors(self.module.state_dict())
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self.module.load_state_dict({key: value.to(self.device) for key, value in state.items()})
+
+    def save(self, folder: Path) -> None:
+        save_module_state(folder, self.module, self.optimizer, self.rng)
+
+    def restore(self, folder: Path) -> None:
+        load_module_state(folder, self.module, self.optimizer, self.rng, device=self.device)
 
 
 @dataclass

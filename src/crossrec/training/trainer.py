@@ -16,8 +16,7 @@ import torch
 from torch import nn
 
 from crossrec.ranking.topk import FactorScorer
-from crossrec.training.checkpoint import load_module_state, save_module_state, tensors
-from crossrec.training.loop import EpochStats, TrainingHistory, ranking_validation, run_epochs
+from crossrec.training.loop import EpochStats, ModuleState, TrainingHistory, ranking_validation, run_epochs
 from crossrec.training.optim import OptimConfig
 from crossrec.training.sampling import NegativeSampler
 
@@ -72,7 +71,7 @@ def table_validation(
     return score
 
 
-class PairwiseTrainer:
+class PairwiseTrainer(ModuleState):
     """One process's epochs over (user, positive, negatives) triples of a training matrix, for a module
     with ``embeddings() -> (users, items)``; the numpy generator shuffles and draws the negatives.
 
@@ -143,18 +142,6 @@ class PairwiseTrainer:
         with torch.no_grad():
             users, items = self.module.embeddings()
         return users.detach(), items.detach()
-
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        return tensors(self.module.state_dict())
-
-    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        self.module.load_state_dict(state)
-
-    def save(self, folder: Path) -> None:
-        save_module_state(folder, self.module, self.optimizer, self.rng)
-
-    def restore(self, folder: Path) -> None:
-        load_module_state(folder, self.module, self.optimizer, self.rng)
 
 
 def train_embedding_model(
