@@ -39,7 +39,7 @@ def main() -> None:
             popularity.score, test.to_csr(), train.to_csr(), metrics=metrics, ks=[10]
         ),
         "markov (1st order)": evaluate_next_items(
-            TransitionRecommender(history=1, horizon=1).fit_sequences(train), train, test
+            TransitionRecommender(history=1, horizon=1).fit(train), train, test
         ),
     }
     grid = [
@@ -49,7 +49,7 @@ def main() -> None:
     best, table = select_on_validation(grid, head, valid)
     chosen = {k: best.get_params()[k] for k in ("history", "horizon", "preference_weight")}
     print(f"selected on validation (NDCG@10 {max(r['ndcg@10'] for r in table):.4f}): {chosen}")
-    final = best.clone().fit_sequences(train)
+    final = best.clone().fit(train)
     results["markov (tuned)"] = evaluate_next_items(final, train, test)
 
     for name, result in results.items():

@@ -28,14 +28,14 @@ import torch
 from _bundle import canvas_split, load_platforms, paired_summary, sequences_of
 
 from crossrec.features import TfidfTextEncoder
+from crossrec.models.inputs import EmbeddingInit, FitInputs
 from crossrec.models.sasrec import SASRec
 from crossrec.models.sequences import Sequences, evaluate_next_items
 
 
 def sasrec(epochs: int, threads: int) -> SASRec:
-    return SASRec(
-        dim=64, max_length=20, learning_rate=3e-3, horizon=3, epochs=epochs, patience=3, num_threads=threads
-    )
+    optim = {"learning_rate": 3e-3, "epochs": epochs, "patience": 3, "threads": threads}
+    return SASRec(dim=64, max_length=20, horizon=3, optim=optim)
 
 
 def content_vectors(platforms, dim: int) -> np.ndarray:
@@ -72,7 +72,7 @@ def main() -> None:
     source = sequences_of(platforms["mooccubex"])
     keep = np.random.default_rng(0).permutation(source.n_users)[: args.source_learners]
     source = Sequences.from_lists([source.history(u) for u in np.sort(keep)], source.n_items)
-    pretrained = sasrec(args.pretrain_epochs, args.threads).fit_sequences(source)
+    pretrained = sasrec(args.pretrain_epochs, args.threads).fit(source)
     encoder = pretrained.encoder_state()
     print(
         f"pretrained on {source.n_users:,} MOOCCubeX learners in {time.perf_counter() - started:.0f}s",
@@ -81,19 +81,19 @@ def main() -> None:
     content = content_vectors(platforms, 64)
 
     strategies = {
-        "canvas-only": {},
-        "encoder": {"encoder_init": encoder},
-        "content": {"item_init": content},
+        "canvas-only": FitInputs(),
+        "encoder": FitInputs(init=EmbeddingInit(state=encoder)),
+        "content": FitInputs(init=EmbeddingInit(item=content)),
     }
     if args.with_both:
-        strategies["encoder+content"] = {"encoder_init": encoder, "item_init": content}
+        strategies["encoder+content"] = FitInputs(init=EmbeddingInit(item=content, state=encoder))
     valid_scores, test_results = {}, {}
     for name, init in strategies.items():
         started = time.perf_counter()
         # validation (guard + number of epochs) on the head, then refit on the whole training part
-        probe = sasrec(args.epochs, args.threads).fit_sequences(head, valid, **init)
+        probe = sasrec(args.epochs, args.threads).fit_with(head, valid, init)
         valid_scores[name] = evaluate_next_items(probe, head, valid).per_user["ndcg@10"].to_numpy()
-        final = sasrec(probe.best_epoch_, args.threads).fit_sequences(train, **init)
+        final = sasrec(probe.best_epoch_, args.threads).fit_with(train, None, init)
         test_results[name] = evaluate_next_items(final, train, test).per_user
         means = test_results[name].mean()
         print(

@@ -205,3 +205,24 @@ class TestOptimConfig:
             assert "still improving" in history.describe() and "raise optim.epochs" in history.describe()
         stopped = BPRMF(dim=8, optim=_optim(0, epochs=300, patience=2)).fit(train, valid)
         assert stopped.history_.stop_reason == "early_stopping" and not stopped.history_.still_improving
+
+
+def test_search_keys_reach_into_the_optimiser(tmp_path):
+    from crossrec.experiment.config import ExperimentConfig
+    from crossrec.experiment.runner import build_model
+    from crossrec.experiment.search import apply_params
+
+    config = ExperimentConfig.model_validate(
+        {
+            "seed": 5,
+            "num_threads": 1,
+            "data": {"builtin": "movielens-cdr"},
+            "model": {"name": "bpr_mf", "params": {"dim": 16, "optim": {"epochs": 3, "patience": 2}}},
+        }
+    )
+    model_params, transfer_params = apply_params({"model.optim.learning_rate": 0.02, "transfer.x": 1})
+    assert model_params == {"optim": {"learning_rate": 0.02}} and transfer_params == {"x": 1}
+    model = build_model(config, model_params)
+    assert model.dim == 16
+    assert (model.optim.learning_rate, model.optim.epochs, model.optim.patience) == (0.02, 3, 2)
+    assert (model.optim.seed, model.optim.threads) == (5, 1)  # the experiment's seed and threads
