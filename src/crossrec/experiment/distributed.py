@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from crossrec._extras import require_extra
 from crossrec.distributed import DATA_PARALLEL_MODELS, DistributedResult, DistributedTrainConfig
 from crossrec.experiment.config import ExperimentConfig
 from crossrec.experiment.runner import build_model
@@ -84,6 +85,7 @@ def run_experiment_distributed(
     search = config.search
     if search is None or not search.space:
         return DistributedExperimentResult(train_distributed(final, nproc))
+    require_extra("tune", "hyperparameter search (the experiment's [search] table)")
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
