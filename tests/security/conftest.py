@@ -8,6 +8,7 @@ from crossrec.models.item_based import EASE, ItemKNN
 from crossrec.models.markov import TransitionRecommender
 from crossrec.models.mf import BPRMF
 from crossrec.models.popularity import Popularity
+from crossrec.models.sequences import Sequences, SequentialRecommender
 from tests.artifacts.helpers import Trained
 from tests.conftest import make_domain
 
@@ -28,7 +29,14 @@ def trained_models(toy_domain: Trained) -> dict[str, Trained]:
         "item_knn": ItemKNN(k=5),
         "markov": TransitionRecommender(),
     }
+    train = toy_domain.train
+    ordered = Sequences.from_csr(train)  # the markov model fits ordered histories (column order here)
     return {
-        name: Trained(model.fit(toy_domain.train), toy_domain.users, toy_domain.items, toy_domain.train)
+        name: Trained(
+            model.fit(ordered if isinstance(model, SequentialRecommender) else train),
+            toy_domain.users,
+            toy_domain.items,
+            train,
+        )  # fmt: skip
         for name, model in models.items()
     }

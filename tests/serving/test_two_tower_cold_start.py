@@ -14,6 +14,7 @@ from crossrec.artifacts import ColdStartInputError, load_artifact
 from crossrec.features import FeatureTable
 from crossrec.features.encoders import FeatureValueError
 from crossrec.features.table import FeatureSchemaError
+from crossrec.models.inputs import FitInputs
 from crossrec.models.two_tower import TwoTower
 from tests.artifacts.helpers import Trained
 from tests.features.conftest import make_featured_domain
@@ -33,11 +34,11 @@ def cluster_share(items: list[str] | np.ndarray, cluster: int) -> float:
 def trained() -> Trained:
     domain = make_featured_domain()
     train = domain.interactions.to_csr(domain.n_users, domain.n_items)
-    model = TwoTower(dim=16, num_threads=1, id_dropout=0.3, **SETTINGS).fit(
-        train,
+    inputs = FitInputs(
         item_features=FeatureTable.from_domain(domain, "item"),
         user_features=FeatureTable.from_domain(domain, "user"),
     )
+    model = TwoTower(dim=16, num_threads=1, id_dropout=0.3, **SETTINGS).fit_with(train, None, inputs)
     return Trained(model, domain.users, domain.items, train)
 
 
