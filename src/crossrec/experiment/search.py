@@ -5,12 +5,14 @@ the sampler is seeded, so the same file and seed give the same trials."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from crossrec._extras import require_extra
+from crossrec.experiment.build import build_strategy
+from crossrec.selection import Candidate, Trial, select
 from crossrec.transfer.base import TransferData
-from crossrec.transfer.guard import per_user_metric
 
 if TYPE_CHECKING:
     from crossrec.experiment.config import ExperimentConfig, SearchDimension
@@ -20,14 +22,21 @@ __all__ = ["SearchResult", "apply_params", "suggest", "tune"]
 
 @dataclass
 class SearchResult:
-    """Best parameters (``model.x`` / ``transfer.y`` keys), its validation score, and all trials."""
+    """Best parameters (``model.x`` / ``transfer.y`` keys), its validation score, every trial (its
+    parameters, validation score and fit seconds) and the search's total seconds."""
 
     best_params: dict[str, Any]
     best_score: float
     trials: list[dict[str, Any]]
+    seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"best_params": self.best_params, "best_score": self.best_score, "trials": self.trials}
+        return {
+            "best_params": self.best_params,
+            "best_score": self.best_score,
+            "trials": self.trials,
+            "seconds": self.seconds,
+        }
 
 
 def apply_params(params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -61,32 +70,48 @@ def suggest(trial: Any, name: str, dimension: SearchDimension) -> Any:
 def tune(
     config: ExperimentConfig, data: TransferData, *, strategy: str | None = None, console: Any = None
 ) -> SearchResult:
-    """Search ``config.search.space`` for the strategy (``none`` = target-only) on validation."""
+    """Search ``config.search.space`` for the strategy (``none`` = target-only) on validation.
+
+    Optuna proposes (ask/tell, seeded TPE); :func:`crossrec.selection.select` fits and scores each
+    proposal, records its time and stops starting trials after ``timeout_seconds``.
+    """
     require_extra("tune", "hyperparameter search (the experiment's [search] table)")
     import optuna
-
-    from crossrec.experiment.runner import build_strategy
 
     search = config.search
     assert search is not None
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=config.seed))
+    asked: list[Any] = []
 
-    def objective(trial: Any) -> float:
-        params = {name: suggest(trial, name, dimension) for name, dimension in search.space.items()}
-        model_params, transfer_params = apply_params(params)
-        if strategy in (None, "none"):
-            transfer_params = {}
-        chosen = build_strategy(config, strategy, model_params, transfer_params)
-        model = chosen.fit(data)
-        _, values = per_user_metric(model, data.valid, data.train, search.metric)
-        score = float(values.mean())
+    def proposals() -> Iterator[Candidate]:
+        for _ in range(search.n_trials):
+            trial = study.ask()
+            asked.append(trial)
+            params = {name: suggest(trial, name, dimension) for name, dimension in search.space.items()}
+            model_params, transfer_params = apply_params(params)
+            if strategy in (None, "none"):
+                transfer_params = {}
+            chosen = build_strategy(config, strategy, model_params, transfer_params)
+            yield Candidate(chosen, name=f"trial {trial.number}", params=params)
+
+    def tell(result: Trial) -> None:
+        study.tell(asked[-1], result.score)
         if console is not None:
-            console.print(f"trial {trial.number}: {params} valid {search.metric} {score:.4f}")
-        return score
+            console.print(
+                f"trial {asked[-1].number}: {result.params} valid {search.metric} {result.score:.4f}"
+            )
 
-    study.optimize(objective, n_trials=search.n_trials, timeout=search.timeout_seconds)
-    trials = [{"number": t.number, "params": t.params, "value": t.value} for t in study.trials]
+    selection = select(
+        proposals(), data, metric=search.metric, budget_seconds=search.timeout_seconds, on_trial=tell
+    )
+    trials = [
+        {"number": t.number, "params": t.params, "value": t.score, "seconds": t.seconds}
+        for t in selection.trials
+    ]
     return SearchResult(
-        best_params=dict(study.best_params), best_score=float(study.best_value), trials=trials
+        best_params=dict(selection.best.params),
+        best_score=selection.score,
+        trials=trials,
+        seconds=selection.seconds,
     )

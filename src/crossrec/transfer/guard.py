@@ -1,16 +1,20 @@
 """The negative-transfer guard and ``auto``: every transfer is compared with the target-only
-baseline on the same split's validation part, per user, and the better one is kept."""
+baseline on the same split's validation part, per user, and the better one is kept. Fitting and
+scoring go through :func:`crossrec.selection.select`; the paired evidence is a
+:class:`crossrec.selection.Comparison`."""
 
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from crossrec.metrics import paired_bootstrap_ci, per_user_metric
+import numpy as np
+
+from crossrec.metrics import per_user_metric
 from crossrec.models.base import Recommender
+from crossrec.selection import Comparison, NoTrialSucceededError, Selection, Trial, select
 from crossrec.transfer.base import (
     STRATEGY_REGISTRY,
     TransferData,
@@ -91,10 +95,42 @@ class GuardResult:
         }
 
 
-def _fit_timed(strategy: TransferStrategy, data: TransferData) -> tuple[Recommender, float]:
-    started = time.perf_counter()
-    model = strategy.fit(data)
-    return model, time.perf_counter() - started
+def _decide(
+    label: str,
+    transfer: Trial,
+    baseline_model: Recommender,
+    baseline_values: np.ndarray,
+    *,
+    metric: str,
+    require_significant: bool,
+    n_resamples: int,
+    seed: int,
+    baseline_seconds: float,
+    console: Any,
+) -> GuardResult:
+    """Keep the transfer or the baseline from their paired per-user validation values."""
+    comparison = Comparison.of_values(
+        metric, transfer.values, baseline_values, n_resamples=n_resamples, seed=seed
+    )
+    keep = comparison.significant if require_significant else comparison.difference > 0
+    result = GuardResult(
+        strategy=label,
+        kept="transfer" if keep else "baseline",
+        model=transfer.model if keep else baseline_model,
+        transfer_model=transfer.model,
+        baseline_model=baseline_model,
+        metric=metric,
+        transfer_score=comparison.score,
+        baseline_score=comparison.reference_score,
+        difference=comparison.difference,
+        ci_low=comparison.ci_low,
+        ci_high=comparison.ci_high,
+        n_users=comparison.n_users,
+        seconds={"transfer": transfer.seconds, "baseline": baseline_seconds},
+    )
+    if console is not None:
+        console.print(result.describe())
+    return result
 
 
 def guarded_transfer(
@@ -104,6 +140,7 @@ def guarded_transfer(
     baseline: Recommender | None = None,
     metric: str = "ndcg@10",
     require_significant: bool = False,
+    users: np.ndarray | None = None,
     n_resamples: int = 2000,
     seed: int = 0,
     console: Any = None,
@@ -123,38 +160,26 @@ def guarded_transfer(
     require_significant
         Keep the transfer only when the interval's lower bound is above zero (default: when the
         mean difference is positive).
+    users
+        Judge on these validation users only (e.g. the cold users the model will serve).
     n_resamples, seed
         Paired bootstrap settings.
     console
         A Rich console (or anything with ``print``) to report the decision on.
     """
-    transfer_model, transfer_seconds = _fit_timed(strategy, data)
-    baseline_seconds = 0.0
+    fitted = [strategy] if baseline is not None else [strategy.baseline(), strategy]
+    chosen = select(fitted, data, metric=metric, users=users, keep_models=True)
+    transfer = chosen.trials[-1]
     if baseline is None:
-        baseline, baseline_seconds = _fit_timed(strategy.baseline(), data)
-    users, transfer_values = per_user_metric(transfer_model, data.valid, data.train, metric)
-    _, baseline_values = per_user_metric(baseline, data.valid, data.train, metric, users=users)
-    difference = transfer_values - baseline_values
-    low, high = paired_bootstrap_ci(transfer_values, baseline_values, n_resamples=n_resamples, seed=seed)
-    keep = low > 0 if require_significant else difference.mean() > 0
-    result = GuardResult(
-        strategy=strategy.label,
-        kept="transfer" if keep else "baseline",
-        model=transfer_model if keep else baseline,
-        transfer_model=transfer_model,
-        baseline_model=baseline,
-        metric=metric,
-        transfer_score=float(transfer_values.mean()),
-        baseline_score=float(baseline_values.mean()),
-        difference=float(difference.mean()),
-        ci_low=low,
-        ci_high=high,
-        n_users=len(users),
-        seconds={"transfer": transfer_seconds, "baseline": baseline_seconds},
-    )
-    if console is not None:
-        console.print(result.describe())
-    return result
+        reference = chosen.trials[0]
+        baseline, baseline_values, baseline_seconds = reference.model, reference.values, reference.seconds
+    else:
+        baseline_values, baseline_seconds = data.per_user(baseline, metric, chosen.users)[1], 0.0
+    return _decide(
+        strategy.label, transfer, baseline, baseline_values, metric=metric,
+        require_significant=require_significant, n_resamples=n_resamples, seed=seed,
+        baseline_seconds=baseline_seconds, console=console,
+    )  # fmt: skip
 
 
 def default_candidates(model: Recommender | None = None) -> list[TransferStrategy]:
@@ -188,6 +213,7 @@ class AutoResult:
     guard: GuardResult
     tried: list[dict[str, Any]]
     skipped: list[dict[str, str]]
+    selection: Selection | None = None
 
     @property
     def model(self) -> Recommender:
@@ -201,57 +227,59 @@ def auto_transfer(
     baseline: TransferStrategy | None = None,
     metric: str = "ndcg@10",
     require_significant: bool = False,
+    users: np.ndarray | None = None,
+    budget_seconds: float | None = None,
     seed: int = 0,
     console: Any = None,
 ) -> AutoResult:
     """Try every candidate the data allows, keep the best on validation, then guard it against
     the target-only baseline (``baseline``, default: target-only EASE, or ItemKNN when the
-    catalogue is too large for EASE)."""
+    catalogue is too large for EASE).
+
+    ``users`` restricts selection and the guard to those validation users; ``budget_seconds``
+    stops trying further candidates once spent (see :func:`crossrec.selection.select`).
+    """
     from crossrec.models.item_based import EASE, ItemKNN
     from crossrec.transfer.target_only import TargetOnly
 
     candidates = list(candidates) if candidates is not None else default_candidates()
-    tried, skipped = [], []
-    best: tuple[float, TransferStrategy, Recommender, float] | None = None
+    runnable, skipped = [], []
     for candidate in candidates:
         reason = candidate.check(data)
-        if reason is not None:
+        if reason is None:
+            runnable.append(candidate)
+        else:
             skipped.append({"strategy": candidate.label, "reason": reason})
-            continue
-        try:
-            model, seconds = _fit_timed(candidate, data)
-        except (TransferNotPossibleError, ValueError) as error:
-            skipped.append({"strategy": candidate.label, "reason": str(error)})
-            continue
-        _, values = per_user_metric(model, data.valid, data.train, metric)
-        score = float(values.mean())
-        tried.append({"strategy": candidate.label, f"valid_{metric}": score, "train_seconds": seconds})
-        if console is not None:
-            console.print(f"auto: {candidate.label} valid {metric} {score:.4f} ({seconds:.1f} s)")
-        if best is None or score > best[0]:
-            best = (score, candidate, model, seconds)
-    if best is None:
+
+    def report(trial: Trial) -> None:
+        if console is not None and trial.ok:
+            console.print(f"auto: {trial.name} valid {metric} {trial.score:.4f} ({trial.seconds:.1f} s)")
+
+    try:
+        if not runnable:
+            raise NoTrialSucceededError("nothing to try", [])
+        chosen = select(
+            runnable, data, metric=metric, users=users, budget_seconds=budget_seconds, on_trial=report,
+            skip=(TransferNotPossibleError, ValueError),
+        )  # fmt: skip
+    except NoTrialSucceededError as error:
+        skipped += [{"strategy": t.name, "reason": t.reason} for t in error.trials]
         raise TransferNotPossibleError(
             "auto: no transfer strategy can run on this data: "
             + "; ".join(f"{s['strategy']}: {s['reason']}" for s in skipped)
-        )
+        ) from None
+    skipped += [{"strategy": t.name, "reason": t.reason} for t in chosen.trials if not t.ok]
+    tried = [
+        {"strategy": t.name, f"valid_{metric}": t.score, "train_seconds": t.seconds, "params": t.params}
+        for t in chosen.trials
+        if t.ok
+    ]
     if baseline is None:
         baseline = TargetOnly(EASE() if data.n_items <= EASE().max_columns else ItemKNN())
-    baseline_model, baseline_seconds = _fit_timed(baseline, data)
-    _, score_strategy, model, seconds = best
-
-    class _Fitted(TransferStrategy):  # reuse the already fitted winner inside the guard
-        name = score_strategy.name
-
-        def __init__(self) -> None:
-            self.model = score_strategy.model
-
-        def _fit(self, data: TransferData) -> Recommender:
-            return model
-
-    guard = guarded_transfer(
-        _Fitted(), data, baseline=baseline_model, metric=metric, require_significant=require_significant,
-        seed=seed, console=console,
+    reference = select([baseline], data, metric=metric, users=chosen.users)
+    guard = _decide(
+        chosen.best.name, chosen.best, reference.model, reference.best.values, metric=metric,
+        require_significant=require_significant, n_resamples=2000, seed=seed,
+        baseline_seconds=reference.best.seconds, console=console,
     )  # fmt: skip
-    guard.seconds = {"transfer": seconds, "baseline": baseline_seconds}
-    return AutoResult(guard=guard, tried=tried, skipped=skipped)
+    return AutoResult(guard=guard, tried=tried, skipped=skipped, selection=chosen)

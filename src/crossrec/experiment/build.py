@@ -1,0 +1,59 @@
+"""Models and strategies built from an experiment file's settings (shared by the runner and the
+search, so neither imports the other)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from crossrec.models.base import Recommender, get_model_class
+from crossrec.transfer.base import TransferStrategy, make_strategy
+
+if TYPE_CHECKING:
+    from crossrec.experiment.config import ExperimentConfig, ModelConfig
+
+__all__ = ["build_model", "build_strategy"]
+
+
+def build_model(
+    config: ExperimentConfig, params: dict[str, Any] | None = None, *, model: ModelConfig | None = None
+) -> Recommender:
+    """The configured model (``model``, default ``config.model``; search overrides in ``params``).
+
+    The experiment's seed and thread count are passed to models that take them.
+    """
+    chosen = model if model is not None else config.model
+    cls = get_model_class(chosen.name)
+    kwargs = {**chosen.params, **(params or {})}
+    accepted = cls.__init__.__code__.co_varnames
+    if "seed" in accepted and "seed" not in kwargs:
+        kwargs["seed"] = config.seed
+    if "num_threads" in accepted and config.num_threads and "num_threads" not in kwargs:
+        kwargs["num_threads"] = config.num_threads
+    try:
+        return cls(**kwargs)
+    except TypeError as error:
+        raise ValueError(f"model {chosen.name!r}: {error}") from error
+
+
+def build_strategy(
+    config: ExperimentConfig,
+    strategy: str | None = None,
+    model_params: dict[str, Any] | None = None,
+    transfer_params: dict[str, Any] | None = None,
+    *,
+    model: ModelConfig | None = None,
+    params: dict[str, Any] | None = None,
+) -> TransferStrategy:
+    """The configured strategy around the configured model (search overrides applied).
+
+    ``model`` and ``params`` replace ``config.model`` and ``config.transfer.params`` (one family of a
+    run with several).
+    """
+    name = strategy or config.transfer.strategy
+    recommender = build_model(config, model_params, model=model)
+    base = config.transfer.params if params is None else params
+    kwargs = {**base, **(transfer_params or {})}
+    try:
+        return make_strategy(name, model=recommender, **kwargs)
+    except TypeError as error:
+        raise ValueError(f"transfer strategy {name!r}: {error}") from error
