@@ -66,7 +66,7 @@ def test_content_transfer_with_user_attributes(domains, target_split):
 
 def test_content_strategy_is_registered_and_checks_the_schema(domains, target_split):
     source, target = domains
-    data = TransferData.from_domains(target, target_split, [source], link_items=None)
+    data = TransferData.from_domains(target, target_split, [source], link_items=None, link_users=None)
     assert isinstance(make_strategy("content"), ContentTransfer)
     strategy = ContentTransfer(model=TwoTower(item_modalities=["plot"], **FAST))
     with pytest.raises(TransferNotPossibleError, match="not shared"):

@@ -78,7 +78,21 @@ def movielens_slice():
     target = target.subset(np.isin(target.interactions.user, rng.choice(target.n_users, 150, replace=False)))
     source = source.subset(np.isin(source.interactions.user, rng.choice(source.n_users, 600, replace=False)))
     split = random_split(target.interactions, target.n_users, target.n_items, seed=2022)
-    return TransferData.from_domains(target, split, [source], seed=2022)
+    return TransferData.from_domains(target, split, [source], link_items="ids", link_users=None, seed=2022)
+
+
+@pytest.fixture(scope="session")
+def movielens_full():
+    """The demo's data: all of ML-1M -> ML-100K, items linked by title, split 80/10/10 (seed 2022)."""
+    from crossrec.data.builtin import DatasetUnavailableError, load_movielens_cdr
+    from crossrec.splitting.splits import random_split
+
+    try:
+        source, target = load_movielens_cdr()
+    except DatasetUnavailableError as error:  # pragma: no cover
+        pytest.skip(str(error))
+    split = random_split(target.interactions, target.n_users, target.n_items, seed=2022)
+    return TransferData.from_domains(target, split, [source], link_items="ids", link_users=None, seed=2022)
 
 
 @pytest.fixture(scope="session")

@@ -18,6 +18,7 @@ import scipy.sparse as sp
 from crossrec.data.domain import Domain
 from crossrec.data.interactions import Interactions
 from crossrec.models.base import Recommender
+from crossrec.selection.validation import Holdout
 from crossrec.splitting.splits import Split, random_split
 from crossrec.transfer.links import Links
 
@@ -138,6 +139,27 @@ class TransferData:
     def valid(self) -> sp.csr_matrix:
         return self.split.matrix("valid")
 
+    # -- the crossrec.selection.Validation protocol: strategies are selected on validation only -----
+    @cached_property
+    def holdout(self) -> Holdout:
+        """The target's training and validation matrices (validation ties broken with :attr:`seed`)."""
+        return Holdout(self.train, self.valid, seed=self.seed)
+
+    def fit_candidate(self, candidate: TransferStrategy) -> Recommender:
+        """Fit a transfer strategy on this data (lets :func:`crossrec.selection.select` choose among
+        strategies)."""
+        return candidate.fit(self)
+
+    def validation_users(self) -> np.ndarray:
+        """Target users with validation items."""
+        return self.holdout.validation_users()
+
+    def per_user(
+        self, model: Recommender, metric: str = "ndcg@10", users: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``(users, values)`` of ``metric`` on the target's validation part, training items excluded."""
+        return self.holdout.per_user(model, metric, users)
+
     @property
     def n_users(self) -> int:
         return self.split.n_users
@@ -181,19 +203,45 @@ class TransferData:
         split: Split,
         sources: Sequence[Domain],
         *,
+        link_items: Literal["ids"] | Sequence[Links | None] | None,
+        link_users: Literal["ids"] | Sequence[Links | None] | None,
         weights: Sequence[float] | None = None,
-        link_items: Literal["ids"] | Sequence[Links | None] | None = "ids",
-        link_users: Literal["ids"] | Sequence[Links | None] | None = None,
         seed: int = 0,
     ) -> TransferData:
-        """Build from domains; ``"ids"`` links entities whose raw ids are equal in both domains.
+        """Build from domains, saying explicitly how each source is linked to the target.
 
-        Users are not linked by id by default: numeric user ids of two platforms usually name
-        different people (e.g. ML-1M and ML-100K).
+        Parameters
+        ----------
+        target, split, sources
+            The target domain, its split and the source domains.
+        link_items, link_users
+            Required (there is no default, so nothing is linked by accident):
+
+            * ``"ids"`` links entities whose raw ids are equal in both domains. Use it only when the
+              ids name the same thing on both sides: movies keyed by title in movielens-cdr, SKUs
+              of one catalogue, or users keyed by one account id across platforms. Numeric ids of
+              two platforms usually name different people and products (on Amazon, linking items
+              by id links thousands of unrelated products).
+            * one :class:`~crossrec.transfer.Links` (or ``None``) per source: links made by
+              ingestion (``bundle.item_links`` / ``bundle.user_links``, from keyed pseudonyms or
+              title matching) or by your own table.
+            * ``None``: no links (e.g. ``content`` transfer, which needs only shared attributes).
+        weights
+            Per-source weight (default 1 each).
+        seed
+            Seed of everything a strategy draws at random.
         """
         weights = list(weights) if weights is not None else [1.0] * len(sources)
         if len(weights) != len(sources):
             raise ValueError(f"{len(weights)} weights for {len(sources)} source domains")
+
+        for label, spec in (("link_items", link_items), ("link_users", link_users)):
+            if isinstance(spec, str) and spec != "ids":
+                raise ValueError(
+                    f"{label} must be 'ids', None or one Links (or None) per source, got {spec!r}"
+                )
+            if spec is not None and not isinstance(spec, str) and len(spec) != len(sources):
+                raise ValueError(f"{label} gives {len(spec)} link tables for {len(sources)} source domains")
 
         def links_for(spec: Any, k: int, entity: str, domain: Domain) -> Links | None:
             if spec is None:

@@ -148,7 +148,7 @@ def content_transfer(
 
     Shorthand for ``ContentTransfer(model, user_representation).fit(TransferData(...))``.
     """
-    data = TransferData.from_domains(target, split, [source], link_items=None, seed=seed)
+    data = TransferData.from_domains(target, split, [source], link_items=None, link_users=None, seed=seed)
     fitted = ContentTransfer(model=model, user_representation=user_representation).fit(data)
     assert isinstance(fitted, TwoTower)
     return fitted
