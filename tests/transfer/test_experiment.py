@@ -18,6 +18,8 @@ seed = 2022
 output_dir = "{out}"
 [data]
 builtin = "movielens-cdr"
+link_items = "ids"
+link_users = "none"
 max_users = 120
 [model]
 name = "ease"
@@ -56,8 +58,10 @@ def test_data_needs_one_origin(tmp_path):
         load_experiment(path)
 
 
-def test_search_is_seeded_and_on_validation(tmp_path):
-    from crossrec.experiment import prepare, tune
+def test_search_is_seeded_and_scores_trials_on_validation_only(tmp_path):
+    from crossrec.experiment import build_strategy, prepare, tune
+    from crossrec.experiment.search import apply_params
+    from crossrec.testing.transfer import poisoned
 
     space = (
         '[search]\nn_trials = 3\n[search.space]\n"model.reg" = { low = 10.0, high = 1000.0, log = true }\n'
@@ -65,10 +69,18 @@ def test_search_is_seeded_and_on_validation(tmp_path):
     )
     path = _write(tmp_path, extra=space)
     config = load_experiment(path)
-    data = prepare(config)
+    data = poisoned(prepare(config))  # reading the test part raises
     first, second = tune(config, data, strategy="joint"), tune(config, data, strategy="joint")
-    assert first.trials == second.trials
+    assert [(t["params"], t["value"]) for t in first.trials] == [
+        (t["params"], t["value"]) for t in second.trials
+    ]
     assert len(first.trials) == 3 and set(first.best_params) == {"model.reg", "transfer.domain_weight"}
+    assert len({t["value"] for t in first.trials}) == 3  # the parameters really change the model
+    # every recorded value is that trial's validation NDCG@10, and the best is the highest of them
+    for trial in first.trials:
+        model = build_strategy(config, "joint", *apply_params(trial["params"])).fit(data)
+        assert trial["value"] == pytest.approx(data.per_user(model, "ndcg@10")[1].mean())
+    assert first.best_score == max(t["value"] for t in first.trials)
 
 
 def test_cli_transfer_writes_run_with_guard(tmp_path):
@@ -78,13 +90,25 @@ def test_cli_transfer_writes_run_with_guard(tmp_path):
     assert result.exit_code == 0, result.output
     assert "negative-transfer guard" in result.output
     results = next((tmp_path / "runs").glob("*/results.json"))
-    payload = json.loads(results.read_text())
-    assert (
-        payload["guard"]["kept"] in ("transfer", "baseline")
-        if "guard" in payload
-        else "guard" in json.dumps(payload)
-    )
+    guard = json.loads(results.read_text())["extra"]["guard"]
+    assert guard["strategy"] == "joint:ease"
+    assert guard["kept"] == ("transfer" if guard["difference"] > 0 else "baseline")
+    assert guard["ci_low"] <= guard["difference"] <= guard["ci_high"]
+    kept = (results.parent / "models" / "KEPT").read_text().strip()
+    assert kept == ("transfer" if guard["kept"] == "transfer" else "target_only")
     assert (results.parent / "models" / "transfer" / "weights.safetensors").is_file()
+
+
+def test_transfer_refuses_a_data_section_without_links(tmp_path):
+    from crossrec.cli.main import app
+
+    path = _write(tmp_path)
+    path.write_text(path.read_text().replace('link_users = "none"\n', ""))
+    result = CliRunner().invoke(app, ["transfer", str(path)])
+    assert result.exit_code == 2
+    assert "data.link_users" in result.output and "nothing is linked by default" in result.output
+    assert not (tmp_path / "runs").exists()
+    assert CliRunner().invoke(app, ["train", str(path)]).exit_code == 0  # training alone needs no links
 
 
 def test_cli_train_and_impossible_strategy(tmp_path):

@@ -40,8 +40,10 @@ def _run(experiment: Path, mode: str, strategy: str | None, search: bool) -> Non
             f"{result.train_seconds.get(key, 0):.1f}",
         )
     console.print(table)
-    if result.guard is not None:
-        console.print(result.guard.describe())
+    for guard in [result.guard] if result.guard is not None else result.guards.values():
+        console.print(guard.describe())
+    if result.guards:
+        console.print(f"kept (best on validation of what the guards kept): {result.kept}")
     console.print(f"results: {result.run_dir / 'results.json'}")
 
 

@@ -1,11 +1,15 @@
 """crossrec.experiment: experiment files (TOML) validated into typed settings, hyperparameter
-search on validation, and the runner behind ``crossrec train`` and ``crossrec transfer``."""
+search on validation, and the runner behind ``crossrec train``, ``crossrec transfer`` and
+``crossrec demo`` (one model, or several model families each guarded against its own target-only
+model)."""
 
+from crossrec.experiment.build import build_model, build_strategy
 from crossrec.experiment.config import (
     DataConfig,
     EvaluationConfig,
     ExperimentConfig,
     ExperimentFileError,
+    FamilyConfig,
     GuardConfig,
     ModelConfig,
     SearchConfig,
@@ -16,8 +20,7 @@ from crossrec.experiment.config import (
 )
 from crossrec.experiment.runner import (
     ExperimentResult,
-    build_model,
-    build_strategy,
+    item_categories,
     load_domains,
     make_split,
     prepare,
@@ -31,6 +34,7 @@ __all__ = [
     "ExperimentConfig",
     "ExperimentFileError",
     "ExperimentResult",
+    "FamilyConfig",
     "GuardConfig",
     "ModelConfig",
     "SearchConfig",
@@ -41,6 +45,7 @@ __all__ = [
     "apply_params",
     "build_model",
     "build_strategy",
+    "item_categories",
     "load_domains",
     "load_experiment",
     "make_split",

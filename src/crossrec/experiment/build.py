@@ -6,6 +6,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from crossrec.models.base import Recommender, get_model_class
+from crossrec.models.gradient import GradientRecommender
+from crossrec.training.optim import OptimConfig
 from crossrec.transfer.base import TransferStrategy, make_strategy
 
 if TYPE_CHECKING:
@@ -19,12 +21,18 @@ def build_model(
 ) -> Recommender:
     """The configured model (``model``, default ``config.model``; search overrides in ``params``).
 
-    The experiment's seed and thread count are passed to models that take them.
+    The experiment's seed and thread count are passed to models that take them (gradient models:
+    as :class:`~crossrec.training.OptimConfig` settings, under what the file's ``optim`` sets).
     """
     chosen = model if model is not None else config.model
     cls = get_model_class(chosen.name)
-    kwargs = {**chosen.params, **(params or {})}
+    kwargs = _merged(chosen.params, params or {})
     accepted = cls.__init__.__code__.co_varnames
+    if issubclass(cls, GradientRecommender):
+        run = {"seed": config.seed} | ({"threads": config.num_threads} if config.num_threads else {})
+        given = kwargs.get("optim") or {}
+        given = given.model_dump(exclude_unset=True) if isinstance(given, OptimConfig) else dict(given)
+        kwargs["optim"] = run | given
     if "seed" in accepted and "seed" not in kwargs:
         kwargs["seed"] = config.seed
     if "num_threads" in accepted and config.num_threads and "num_threads" not in kwargs:
@@ -33,6 +41,16 @@ def build_model(
         return cls(**kwargs)
     except TypeError as error:
         raise ValueError(f"model {chosen.name!r}: {error}") from error
+
+
+def _merged(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """``base`` updated by ``overrides``, nested dicts (e.g. ``optim``) merged key by key."""
+    out = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            value = _merged(out[key], value)
+        out[key] = value
+    return out
 
 
 def build_strategy(

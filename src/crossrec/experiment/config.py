@@ -7,6 +7,8 @@ Example (``examples/experiments/movielens_ease_joint.toml``)::
 
     [data]
     builtin = "movielens-cdr"        # or: bundle = "path/to/bundle", target = "...", sources = ["..."]
+    link_items = "ids"               # required: "ids" | "bundle" | "none" (movies share titles here)
+    link_users = "none"              # required: ML-1M and ML-100K user ids name different people
 
     [model]
     name = "ease"
@@ -21,6 +23,14 @@ Example (``examples/experiments/movielens_ease_joint.toml``)::
     [search.space]
     "model.reg" = { low = 50.0, high = 2000.0, log = true }
     "transfer.domain_weight" = { low = 0.0, high = 0.6 }
+
+Several model families instead of one ``[model]`` / ``[transfer]`` pair (each family's transfer is
+guarded against its own target-only model; ``crossrec demo`` is such a file, ``demo.toml`` here)::
+
+    [[families]]
+    model = { name = "ease", params = { reg = 300.0 } }
+    strategy = "joint"
+    params = { domain_weight = 0.1 }
 """
 
 from __future__ import annotations
@@ -36,6 +46,7 @@ __all__ = [
     "EvaluationConfig",
     "ExperimentConfig",
     "ExperimentFileError",
+    "FamilyConfig",
     "GuardConfig",
     "ModelConfig",
     "SearchConfig",
@@ -69,13 +80,27 @@ class DataConfig(_Strict):
     source_weights: dict[str, float] = Field(
         default_factory=dict, description="Per-source weight (default 1)."
     )
-    link_items: Literal["ids", "bundle", "none"] = Field(
-        "ids", description="Link items by equal raw ids, by the bundle's link table, or not at all."
+    link_items: Literal["ids", "bundle", "none"] | None = Field(
+        None,
+        description="Required to transfer. Link items by equal raw ids (only where ids name the same item "
+        "on both sides, e.g. titles), by the bundle's link table, or not at all.",
     )
-    link_users: Literal["ids", "bundle", "none"] = Field(
-        "none", description="Link users by equal raw ids, by the bundle's link table, or not at all."
+    link_users: Literal["ids", "bundle", "none"] | None = Field(
+        None,
+        description="Required to transfer. Link users by equal raw ids (one account id across platforms), "
+        "by the bundle's link table (keyed pseudonyms), or not at all.",
     )
     max_users: int | None = Field(None, ge=10, description="Sample this many target users (quick runs).")
+
+    def require_links(self) -> None:
+        """Raise unless both link kinds are given: a transfer never links anything by default."""
+        missing = [key for key in ("link_items", "link_users") if getattr(self, key) is None]
+        if missing:
+            raise ValueError(
+                f"say how the sources are linked to the target: set data.{' and data.'.join(missing)} to "
+                "'ids' (equal raw ids name the same entity in both domains, e.g. movie titles), 'bundle' "
+                "(the bundle's link table) or 'none'; nothing is linked by default"
+            )
 
     @model_validator(mode="after")
     def _one_source(self) -> DataConfig:
@@ -107,6 +132,26 @@ class GuardConfig(_Strict):
 
     metric: str = "ndcg@10"
     require_significant: bool = Field(False, description="Keep the transfer only if its CI is above 0.")
+
+
+class FamilyConfig(_Strict):
+    """One model family of a run with several: the model target-only and, unless ``strategy`` is
+    ``"none"``, transferred and guarded against that target-only model."""
+
+    label: str | None = Field(None, description="Name of the family's models (default: the model name).")
+    model: ModelConfig
+    strategy: str = Field("none", description="Transfer strategy ('none': the model target-only only).")
+    params: dict[str, Any] = Field(default_factory=dict, description="Constructor arguments of the strategy.")
+
+    @property
+    def name(self) -> str:
+        """Key of the target-only model in results (``label`` or the model name)."""
+        return self.label or self.model.name
+
+    @property
+    def transfer_name(self) -> str | None:
+        """Key of the transferred model (``name+strategy``), ``None`` for a target-only family."""
+        return None if self.strategy == "none" else f"{self.name}+{self.strategy}"
 
 
 class TransferConfig(_Strict):
@@ -160,21 +205,52 @@ class EvaluationConfig(_Strict):
 
     metrics: list[str] = Field(default_factory=lambda: ["ndcg", "recall", "hit", "precision", "mrr"])
     ks: list[int] = Field(default_factory=lambda: [10, 20])
+    item_categories: str | None = Field(
+        None,
+        description="Target item attribute whose (first) value is each item's category, for category "
+        "diversity (e.g. 'genres').",
+    )
 
 
 class ExperimentConfig(_Strict):
     """A whole experiment: data, split, model, transfer, search, evaluation, seed and outputs."""
 
     name: str = "experiment"
+    title: str | None = Field(None, description="Title of report.html (default: the name).")
     seed: int = 2022
     output_dir: Path = Path("runs")
     num_threads: int | None = Field(None, ge=1, description="torch.set_num_threads for the run.")
+    save_artifact: bool = Field(
+        False, description="Also save the kept model as a verified artifact (for recommend / serve)."
+    )
     data: DataConfig
     split: SplitConfig = Field(default_factory=SplitConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     transfer: TransferConfig = Field(default_factory=TransferConfig)
+    families: list[FamilyConfig] = Field(
+        default_factory=list,
+        description="Several model families, each transfer guarded against its own target-only model "
+        "(instead of [model] and a [transfer] strategy).",
+    )
     search: SearchConfig | None = None
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+
+    @model_validator(mode="after")
+    def _families_or_one_model(self) -> ExperimentConfig:
+        if not self.families:
+            return self
+        if "model" in self.model_fields_set or {"strategy", "params"} & self.transfer.model_fields_set:
+            raise ValueError(
+                "give either [[families]] or [model] with a [transfer] strategy, not both "
+                "([transfer.guard] applies to every family)"
+            )
+        if self.search is not None:
+            raise ValueError("[search] tunes one model; remove it or run each family as its own experiment")
+        names = [n for f in self.families for n in (f.name, f.transfer_name) if n is not None]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"families name the models {repeated} twice; give each family its own label")
+        return self
 
 
 def load_experiment(path: str | Path) -> ExperimentConfig:

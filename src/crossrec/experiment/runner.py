@@ -1,6 +1,8 @@
 """Run an experiment file: load the domains, split the target, (optionally) search
-hyperparameters on validation, fit target-only or transfer with the negative-transfer guard,
-evaluate on test and write a run folder (``results.json``, ``report.html``, split, per-user tables)."""
+hyperparameters on validation, fit target-only or transfer with the negative-transfer guard (one
+model, or several model families each guarded against its own target-only model), evaluate on test
+and write a run folder (``results.json``, ``report.html``, split, per-user tables, models and,
+when asked, a verified artifact of the kept model)."""
 
 from __future__ import annotations
 
@@ -12,14 +14,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from crossrec.data.domain import Domain
 from crossrec.evaluation.evaluate import ModelEvaluation, evaluate_model
 from crossrec.evaluation.runs import write_run
+from crossrec.experiment.build import build_model, build_strategy
 from crossrec.experiment.config import ExperimentConfig
 from crossrec.experiment.search import SearchResult, apply_params, tune
-from crossrec.models.base import Recommender, get_model_class
-from crossrec.models.gradient import GradientRecommender
+from crossrec.models.base import Recommender
+from crossrec.selection import select
 from crossrec.splitting.splits import (
     Split,
     cold_start_split,
@@ -27,8 +31,7 @@ from crossrec.splitting.splits import (
     random_split,
     temporal_split,
 )
-from crossrec.training.optim import OptimConfig
-from crossrec.transfer.base import TransferData, make_strategy
+from crossrec.transfer.base import TransferData
 from crossrec.transfer.guard import AutoResult, GuardResult, auto_transfer, guarded_transfer
 from crossrec.transfer.links import Links
 from crossrec.transfer.target_only import TargetOnly
@@ -37,6 +40,7 @@ __all__ = [
     "ExperimentResult",
     "build_model",
     "build_strategy",
+    "item_categories",
     "load_domains",
     "make_split",
     "prepare",
@@ -46,15 +50,58 @@ __all__ = [
 
 @dataclass
 class ExperimentResult:
-    """What a run produced."""
+    """What a run produced.
+
+    Attributes
+    ----------
+    run_dir
+        The run folder.
+    summary, evaluations
+        Test metrics of every fitted model (means, and the full evaluations).
+    kept
+        Key of the model the run keeps (``"transfer"`` / ``"target_only"`` for one model; with
+        families, the best on validation of what each family's guard kept).
+    guard, auto, search
+        The guard's decision, what ``auto`` tried, the search (one-model runs).
+    guards
+        Family name -> the guard's decision (runs with families).
+    models, train_seconds
+        Fitted models and their training seconds, by key.
+    data
+        The target split and sources the run used.
+    extra
+        What ``results.json`` records under ``extra`` (guard decisions, search, data).
+    artifact
+        The kept model's artifact folder (``save_artifact = true``).
+    """
 
     run_dir: Path
     summary: dict[str, dict[str, float]]
+    kept: str = "target_only"
     guard: GuardResult | None = None
     auto: AutoResult | None = None
     search: SearchResult | None = None
+    guards: dict[str, GuardResult] = field(default_factory=dict)
     models: dict[str, Recommender] = field(default_factory=dict)
     train_seconds: dict[str, float] = field(default_factory=dict)
+    evaluations: dict[str, ModelEvaluation] = field(default_factory=dict, repr=False)
+    data: TransferData | None = field(default=None, repr=False)
+    extra: dict[str, Any] = field(default_factory=dict, repr=False)
+    artifact: Path | None = None
+
+
+@dataclass
+class _Fitted:
+    """Fitted models of a run before evaluation, with what to record about them."""
+
+    models: dict[str, Recommender] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+    kept: str = "target_only"
+    extra: dict[str, Any] = field(default_factory=dict)
+    guard: GuardResult | None = None
+    guards: dict[str, GuardResult] = field(default_factory=dict)
+    auto: AutoResult | None = None
+    search: SearchResult | None = None
 
 
 def _sample_users(domain: Domain, max_users: int | None, seed: int) -> Domain:
@@ -79,7 +126,7 @@ def load_domains(
         from crossrec.data.builtin import load_movielens_cdr
 
         source, target = load_movielens_cdr(data.data_dir)
-        if data.link_users == "bundle" or data.link_items == "bundle":
+        if "bundle" in (data.link_users, data.link_items):
             raise ValueError("link_items/link_users = 'bundle' needs data.bundle, not a builtin dataset")
         sources = [source]
     else:
@@ -107,7 +154,7 @@ def load_domains(
     def links(kind: str, entity: str) -> list[Links | None]:
         out: list[Links | None] = []
         for source in sources:
-            if kind == "none":
+            if kind in (None, "none"):  # not said: only target-only training reads these domains
                 out.append(None)
             elif kind == "ids":
                 pair = (source.items, target.items) if entity == "item" else (source.users, target.users)
@@ -134,8 +181,14 @@ def make_split(config: ExperimentConfig, target: Domain) -> Split:
     return cold_start_split(*args, n_train=s.n_train, fraction=s.fraction, seed=config.seed)
 
 
-def prepare(config: ExperimentConfig) -> TransferData:
-    """Load domains, split the target and build the :class:`TransferData`."""
+def prepare(config: ExperimentConfig, *, links_required: bool = True) -> TransferData:
+    """Load domains, split the target and build the :class:`TransferData`.
+
+    ``links_required`` (default) refuses a data section that does not say how sources are linked
+    (``link_items`` / ``link_users``); target-only training passes ``False`` (it reads no link).
+    """
+    if links_required:
+        config.data.require_links()
     target, sources, item_links, user_links = load_domains(config)
     split = make_split(config, target)
     weights = [config.data.source_weights.get(s.name, 1.0) for s in sources]
@@ -156,49 +209,6 @@ def prepare(config: ExperimentConfig) -> TransferData:
     )
 
 
-def build_model(config: ExperimentConfig, params: dict[str, Any] | None = None) -> Recommender:
-    """The configured model (search overrides in ``params``); quiet progress unless asked."""
-    cls = get_model_class(config.model.name)
-    kwargs = _merged(config.model.params, params or {})
-    accepted = cls.__init__.__code__.co_varnames
-    if issubclass(cls, GradientRecommender):  # seed and threads are optimiser settings
-        run = {"seed": config.seed} | ({"threads": config.num_threads} if config.num_threads else {})
-        given = kwargs.get("optim") or {}
-        given = given.model_dump(exclude_unset=True) if isinstance(given, OptimConfig) else dict(given)
-        kwargs["optim"] = run | given
-    if "seed" in accepted and "seed" not in kwargs:
-        kwargs["seed"] = config.seed
-    if "num_threads" in accepted and config.num_threads and "num_threads" not in kwargs:
-        kwargs["num_threads"] = config.num_threads
-    try:
-        return cls(**kwargs)
-    except TypeError as error:
-        raise ValueError(f"model {config.model.name!r}: {error}") from error
-
-
-def _merged(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    """``base`` updated by ``overrides``, nested dicts (e.g. ``optim``) merged key by key."""
-    out = dict(base)
-    for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            value = _merged(out[key], value)
-        out[key] = value
-    return out
-
-
-def build_strategy(
-    config: ExperimentConfig, strategy: str | None = None, model_params=None, transfer_params=None
-):
-    """The configured strategy with the configured model (search overrides applied)."""
-    name = strategy or config.transfer.strategy
-    model = build_model(config, model_params)
-    params = {**config.transfer.params, **(transfer_params or {})}
-    try:
-        return make_strategy(name, model=model, **params)
-    except TypeError as error:
-        raise ValueError(f"transfer strategy {name!r}: {error}") from error
-
-
 def _new_run_dir(root: Path, name: str) -> Path:
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     run_dir, suffix = root / f"{stamp}-{name}", 1
@@ -208,6 +218,131 @@ def _new_run_dir(root: Path, name: str) -> Path:
     return run_dir
 
 
+def _target_only(
+    config: ExperimentConfig, data: TransferData, model: Recommender
+) -> tuple[Recommender, float, float]:
+    """``(fitted, train seconds, validation score)`` of ``model`` trained on the target alone."""
+    chosen = select([TargetOnly(model)], data, metric=config.transfer.guard.metric)
+    return chosen.model, chosen.best.seconds, chosen.score
+
+
+def _fit_one(
+    config: ExperimentConfig, data: TransferData, mode: str, strategy: str | None, console: Any
+) -> _Fitted:
+    """``[model]`` target-only, or with ``[transfer]``'s strategy (or ``auto``) and the guard."""
+    name = "none" if mode == "train" else (strategy or config.transfer.strategy)
+    out = _Fitted(extra={"strategy": name})
+    model_params: dict[str, Any] = {}
+    transfer_params: dict[str, Any] = {}
+    if config.search is not None and config.search.space and name != "auto":
+        out.search = tune(config, data, strategy=name, console=console)
+        model_params, transfer_params = apply_params(out.search.best_params)
+        out.extra["search"] = out.search.to_dict()
+    guard_config = config.transfer.guard
+    if name == "none":
+        model, seconds, _ = _target_only(config, data, build_model(config, model_params))
+        out.models["target_only"], out.seconds["target_only"] = model, seconds
+        return out
+    if name == "auto":
+        out.auto = auto_transfer(
+            data, metric=guard_config.metric, require_significant=guard_config.require_significant,
+            seed=config.seed, console=console,
+        )  # fmt: skip
+        out.guard = out.auto.guard
+        out.extra["auto"] = {"tried": out.auto.tried, "skipped": out.auto.skipped}
+    else:
+        chosen = build_strategy(config, name, model_params, transfer_params)
+        out.guard = guarded_transfer(
+            chosen, data, metric=guard_config.metric, require_significant=guard_config.require_significant,
+            seed=config.seed, console=console,
+        )  # fmt: skip
+    out.models = {"target_only": out.guard.baseline_model, "transfer": out.guard.transfer_model}
+    out.seconds = {"target_only": out.guard.seconds["baseline"], "transfer": out.guard.seconds["transfer"]}
+    out.kept = "transfer" if out.guard.kept == "transfer" else "target_only"
+    out.extra["guard"] = out.guard.to_dict()
+    return out
+
+
+def _fit_families(config: ExperimentConfig, data: TransferData, mode: str, console: Any) -> _Fitted:
+    """Every family: its model target-only and, in transfer mode, its strategy guarded against it.
+    The run keeps the best on validation of what each guard kept."""
+    out = _Fitted(extra={"strategy": "families"})
+    guard_config = config.transfer.guard
+    kept_valid: dict[str, float] = {}
+    decisions = []
+    for family in config.families:
+        model = build_model(config, model=family.model)
+        if mode == "train" or family.transfer_name is None:
+            fitted, seconds, score = _target_only(config, data, model)
+            out.models[family.name], out.seconds[family.name] = fitted, seconds
+            kept_valid[family.name] = score
+            continue
+        strategy = build_strategy(config, family.strategy, model=family.model, params=family.params)
+        guard = guarded_transfer(
+            strategy, data, metric=guard_config.metric, require_significant=guard_config.require_significant,
+            seed=config.seed, console=console,
+        )  # fmt: skip
+        out.guards[family.name] = guard
+        out.models[family.name], out.models[family.transfer_name] = guard.baseline_model, guard.transfer_model
+        out.seconds[family.name] = guard.seconds["baseline"]
+        out.seconds[family.transfer_name] = guard.seconds["transfer"]
+        transfer_kept = guard.kept == "transfer"
+        kept = family.transfer_name if transfer_kept else family.name
+        kept_valid[kept] = guard.transfer_score if transfer_kept else guard.baseline_score
+        decisions.append(
+            {**guard.to_dict(), "baseline": family.name, "candidate": family.transfer_name, "chosen": kept}
+        )
+    out.kept = max(kept_valid, key=kept_valid.__getitem__)
+    out.extra["families"] = [[f.name, f.transfer_name] for f in config.families if f.transfer_name]
+    out.extra["negative_transfer_guard"] = {
+        "metric": guard_config.metric,
+        "families": decisions,
+        "kept_valid": kept_valid,
+        "chosen": out.kept,
+        f"chosen_valid_{guard_config.metric}": kept_valid[out.kept],
+    }
+    return out
+
+
+def _describe_domain(domain: Domain | None) -> dict[str, Any] | None:
+    if domain is None:
+        return None
+    return {
+        "name": domain.name,
+        "users": domain.n_users,
+        "items": domain.n_items,
+        "interactions": len(domain.interactions),
+    }
+
+
+def _describe_data(config: ExperimentConfig, data: TransferData) -> dict[str, Any]:
+    return {
+        "name": config.data.builtin or str(config.data.bundle),
+        "target": _describe_domain(data.target),
+        "sources": [_describe_domain(s.domain) or {"name": s.name} for s in data.sources],
+        "shared_items": int(sum(s.n_item_links for s in data.sources)),
+        "linked_users": int(sum(s.n_user_links for s in data.sources)),
+    }
+
+
+def item_categories(domain: Domain | None, column: str) -> np.ndarray:
+    """One integer category per item: the (first) value of attribute ``column`` (lists, e.g. genres,
+    give their first entry; an item without one gets its own empty category)."""
+    table = None if domain is None else domain.item_features
+    if table is None or column not in table:
+        have = [] if table is None else list(table.columns)
+        raise ValueError(
+            f"evaluation.item_categories = {column!r}, but the target's items have no such attribute "
+            f"(they have: {have or 'none'})"
+        )
+    first = [
+        (value[0] if len(value) else "") if isinstance(value, list | tuple | np.ndarray) else value
+        for value in table[column]
+    ]
+    codes, _ = pd.factorize(pd.Series(first, dtype=object).fillna(""))
+    return codes.astype(np.int64)
+
+
 def run_experiment(
     config: ExperimentConfig,
     *,
@@ -215,45 +350,30 @@ def run_experiment(
     strategy: str | None = None,
     console: Any = None,
 ) -> ExperimentResult:
-    """Run ``config``: ``mode="train"`` fits the model target-only; ``"transfer"`` runs the strategy
-    (``strategy`` overrides the file's; ``"auto"`` tries what the data allows) with the guard."""
+    """Run ``config``: ``mode="train"`` fits the model(s) target-only; ``"transfer"`` runs the strategy
+    (``strategy`` overrides the file's; ``"auto"`` tries what the data allows) with the guard, or
+    every family of ``[[families]]`` each with its own guard. Only validation is read until the
+    final evaluation on test."""
     import torch
 
+    started = time.perf_counter()
+    if config.families and strategy is not None:
+        raise ValueError(
+            f"--strategy {strategy} replaces the [transfer] strategy, but this experiment has [[families]]; "
+            "set each family's strategy in the file instead"
+        )
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
-    data = prepare(config)
-    name = "none" if mode == "train" else (strategy or config.transfer.strategy)
-    search_result = None
-    model_params: dict[str, Any] = {}
-    transfer_params: dict[str, Any] = {}
-    if config.search is not None and config.search.space and name != "auto":
-        search_result = tune(config, data, strategy=name, console=console)
-        model_params, transfer_params = apply_params(search_result.best_params)
-
-    fitted: dict[str, Recommender] = {}
-    seconds: dict[str, float] = {}
-    guard = auto = None
-    if name == "none":
-        started = time.perf_counter()
-        fitted["target_only"] = TargetOnly(build_model(config, model_params)).fit(data)
-        seconds["target_only"] = time.perf_counter() - started
-    elif name == "auto":
-        auto = auto_transfer(
-            data, metric=config.transfer.guard.metric,
-            require_significant=config.transfer.guard.require_significant,
-            seed=config.seed, console=console,
-        )  # fmt: skip
-        guard = auto.guard
+    data = prepare(config, links_required=mode != "train")
+    categories = (
+        item_categories(data.target, config.evaluation.item_categories)
+        if config.evaluation.item_categories
+        else None
+    )
+    if config.families:
+        fitted = _fit_families(config, data, mode, console)
     else:
-        chosen = build_strategy(config, name, model_params, transfer_params)
-        guard = guarded_transfer(
-            chosen, data, metric=config.transfer.guard.metric,
-            require_significant=config.transfer.guard.require_significant, seed=config.seed, console=console,
-        )  # fmt: skip
-    if guard is not None:
-        fitted["target_only"] = guard.baseline_model
-        fitted["transfer"] = guard.transfer_model
-        seconds = {"target_only": guard.seconds["baseline"], "transfer": guard.seconds["transfer"]}
+        fitted = _fit_one(config, data, mode, strategy, console)
 
     evaluations: dict[str, ModelEvaluation] = {
         key: evaluate_model(
@@ -262,33 +382,59 @@ def run_experiment(
             part="test",
             metrics=config.evaluation.metrics,
             ks=config.evaluation.ks,
-        )
-        for key, model in fitted.items()
+            item_categories=categories,
+            seed=config.seed,
+        )  # fmt: skip
+        for key, model in fitted.models.items()
     }
     run_dir = _new_run_dir(config.output_dir, config.name)
-    extra: dict[str, Any] = {"strategy": name, "data": data.describe()}
-    if guard is not None:
-        extra["guard"] = guard.to_dict()
-    if auto is not None:
-        extra["auto"] = {"tried": auto.tried, "skipped": auto.skipped}
-    if search_result is not None:
-        extra["search"] = search_result.to_dict()
-    curves = {k: m.history_.epochs for k, m in fitted.items() if hasattr(m, "history_")}
+    extra: dict[str, Any] = {**fitted.extra, "data": data.describe(), "dataset": _describe_data(config, data)}
+    curves = {k: m.history_.epochs for k, m in fitted.models.items() if hasattr(m, "history_")}
+    baseline = "target_only" if not config.families and len(evaluations) > 1 else None
     write_run(
-        run_dir, evaluations, split=data.split, config=json.loads(config.model_dump_json()), timings=seconds,
-        learning_curves=curves, seeds={"experiment": config.seed}, extra=extra,
-        baseline="target_only" if len(evaluations) > 1 else None, seed=config.seed, title=config.name,
+        run_dir, evaluations, split=data.split, config=json.loads(config.model_dump_json()),
+        timings={"train_seconds": fitted.seconds, "total_seconds": time.perf_counter() - started},
+        learning_curves=curves, seeds={"experiment": config.seed}, extra=extra, baseline=baseline,
+        item_categories=categories, seed=config.seed, title=config.title or config.name,
     )  # fmt: skip
-    kept = guard.kept if guard is not None else "baseline"
-    for key, model in fitted.items():
+    for key, model in fitted.models.items():
         model.save(run_dir / "models" / key)
-    (run_dir / "models" / "KEPT").write_text("transfer\n" if kept == "transfer" else "target_only\n")
+    (run_dir / "models" / "KEPT").write_text(f"{fitted.kept}\n")
+    summary = {key: evaluation.summary for key, evaluation in evaluations.items()}
+    artifact = None
+    if config.save_artifact:
+        artifact = _save_kept(config, data, run_dir, fitted, summary[fitted.kept])
     return ExperimentResult(
         run_dir=run_dir,
-        summary={key: evaluation.summary for key, evaluation in evaluations.items()},
-        guard=guard,
-        auto=auto,
-        search=search_result,
-        models=fitted,
-        train_seconds=seconds,
+        summary=summary,
+        kept=fitted.kept,
+        guard=fitted.guard,
+        auto=fitted.auto,
+        search=fitted.search,
+        guards=fitted.guards,
+        models=fitted.models,
+        train_seconds=fitted.seconds,
+        evaluations=evaluations,
+        data=data,
+        extra=extra,
+        artifact=artifact,
+    )
+
+
+def _save_kept(
+    config: ExperimentConfig, data: TransferData, run_dir: Path, fitted: _Fitted, summary: dict[str, float]
+) -> Path:
+    """The kept model as a verified artifact in ``run_dir/artifact`` (seen items: train + valid)."""
+    from crossrec.artifacts import save_artifact
+
+    if data.target is None:  # pragma: no cover - prepare() always sets the target domain
+        raise ValueError("save_artifact needs the target domain's vocabularies")
+    return save_artifact(
+        run_dir / "artifact",
+        fitted.models[fitted.kept],
+        users=data.target.users,
+        items=data.target.items,
+        train=data.train + data.valid,
+        config={"experiment": json.loads(config.model_dump_json()), "model": fitted.kept},
+        evaluation={"part": "test", **summary},
     )

@@ -3,6 +3,9 @@ source vectors' distribution; the target model is then fine-tuned."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
 
 from crossrec.models.base import Recommender
@@ -93,22 +96,51 @@ class WarmStart(TransferStrategy):
         Start unlinked users next to the transferred item vectors (implicit-ALS fold-in).
     transferred_lr_scale
         Learning-rate multiplier for the transferred tables while fine-tuning.
+    pretrain_params
+        Overrides of the model's parameters for pretraining on the sources (e.g. a larger batch and
+        learning rate on a big source: ``{"optim": {"batch_size": 8192, "learning_rate": 5e-3}}``;
+        a nested table such as ``optim`` updates the model's own settings key by key).
     """
 
     name = "warm_start"
 
     def __init__(
-        self, model: Recommender | None = None, fold_in: bool = True, transferred_lr_scale: float = 1.0
+        self,
+        model: Recommender | None = None,
+        fold_in: bool = True,
+        transferred_lr_scale: float = 1.0,
+        pretrain_params: Mapping[str, Any] | None = None,
     ) -> None:
         self.model = model if model is not None else BPRMF(optim={"progress": False})
         self.fold_in = fold_in
         self.transferred_lr_scale = transferred_lr_scale
+        self.pretrain_params = dict(pretrain_params) if pretrain_params else None
+        self._source_model()  # unknown overrides fail here, before any training
+
+    def _source_model(self) -> Recommender:
+        """The configuration pretrained on each source: ``model`` with ``pretrain_params`` applied."""
+        if not self.pretrain_params:
+            return self.model
+        params = self.model.get_params()
+        unknown = sorted(set(self.pretrain_params) - set(params))
+        if unknown:
+            raise ValueError(
+                f"warm_start pretrain_params {unknown} are not parameters of {type(self.model).__name__} "
+                f"(it has {sorted(params)})"
+            )
+        merged = dict(params)
+        for key, value in self.pretrain_params.items():
+            if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+                value = {**merged[key], **value}
+            merged[key] = value
+        return type(self.model)(**merged)
 
     def check(self, data: TransferData) -> str | None:
         return super().check(data) or check_embedding_transfer(self, data)
 
     def _fit(self, data: TransferData) -> Recommender:
-        pretrained = [pretrain(self.model, s, data.seed, f"pretrain on {s.name}") for s in data.sources]
+        source_model = self._source_model()
+        pretrained = [pretrain(source_model, s, data.seed, f"pretrain on {s.name}") for s in data.sources]
         users, items = transferred_init(data, pretrained, fold_in=self.fold_in, seed=data.seed)
         init = EmbeddingInit(user=users, item=items, transferred_lr_scale=self.transferred_lr_scale)
         target = self.model.clone()
