@@ -37,11 +37,24 @@ def test_guard_rejects_negative_transfer(synthetic):
 
 
 def test_guard_can_require_significance(synthetic):
+    """A transfer better on a handful of users only: a positive mean difference whose interval
+    reaches zero. The default rule keeps it, ``require_significant`` must not."""
     data, _ = synthetic
-    result = guarded_transfer(
-        Joint(ItemKNN(k=20, shrink=0.0), domain_weight=1.0), data, require_significant=True
-    )
-    assert (result.kept == "transfer") == (result.ci_low > 0)
+    transfer = Joint(ItemKNN(k=20, shrink=0.0), domain_weight=1.0)
+    fitted = transfer.fit(data)
+    users, values = data.per_user(fitted, "ndcg@10")
+    better_on = users[np.flatnonzero(values > 0)[:2]]  # the baseline fails exactly these two users
+
+    def baseline(batch: np.ndarray) -> np.ndarray:
+        scores = fitted.score(batch)
+        scores[np.isin(batch, better_on)] = -data.valid[batch[np.isin(batch, better_on)]].toarray()
+        return scores
+
+    default = guarded_transfer(transfer, data, baseline=baseline)
+    strict = guarded_transfer(transfer, data, baseline=baseline, require_significant=True)
+    assert default.difference > 0 and default.ci_low <= 0  # the case where the two rules disagree
+    assert default.kept == "transfer"
+    assert strict.kept == "baseline" and strict.model is strict.baseline_model
 
 
 def test_auto_tries_what_the_data_allows(synthetic):

@@ -14,8 +14,8 @@ from crossrec.transfer import (
     TargetOnly,
     TransferNotPossibleError,
     WarmStart,
+    guarded_transfer,
     make_strategy,
-    per_user_metric,
     possible_strategies,
 )
 
@@ -121,14 +121,14 @@ def test_unknown_strategy_lists_known_ones():
 
 
 @pytest.mark.realdata
-def test_movielens_joint_ease_helps_on_validation(movielens_slice):
-    data = movielens_slice
-    baseline = TargetOnly(EASE(reg=100.0)).fit(data)
-    joint = Joint(EASE(reg=100.0), domain_weight=0.15).fit(data)
-    base_score = per_user_metric(baseline, data.valid, data.train)[1].mean()
-    joint_score = per_user_metric(joint, data.valid, data.train)[1].mean()
-    assert joint_score > base_score - 0.01
-    assert joint_score > per_user_metric(TargetOnly(Popularity()).fit(data), data.valid, data.train)[1].mean()
+def test_movielens_joint_ease_helps_on_validation(movielens_full):
+    """On the demo's data, EASE trained jointly with ML-1M's rows beats EASE alone on validation,
+    with the paired 95% interval above zero (and both beat popularity)."""
+    data = movielens_full
+    result = guarded_transfer(Joint(EASE(reg=300.0), domain_weight=0.1), data)
+    assert result.difference > 0 and result.ci_low > 0, result.describe()
+    popularity = data.per_user(TargetOnly(Popularity()).fit(data), "ndcg@10")[1].mean()
+    assert result.baseline_score > popularity + 0.05
 
 
 @pytest.mark.realdata
