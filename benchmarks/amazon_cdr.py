@@ -26,7 +26,8 @@ from _common import print_table, write_results
 
 from crossrec.metrics.ranking import evaluate_ranking
 from crossrec.metrics.significance import paired_bootstrap_ci
-from crossrec.models import BPRMF, ItemKNN, Recommender
+from crossrec.models import BPRMF, ItemKNN
+from crossrec.selection import Selection, Trial, select
 from crossrec.splitting.splits import Split, random_split
 from crossrec.transfer import (
     Joint,
@@ -57,6 +58,14 @@ def cold_start(split: Split, fraction: float, keep: int, seed: int) -> tuple[Spl
     return replace(split, train=split.train.take(np.sort(kept)), protocol=f"random+cold{keep}"), cold
 
 
+def report(trial: Trial) -> None:
+    """Progress: one line per fitted candidate."""
+    print(
+        f"{trial.name:>22} {str(trial.params):.90} valid {trial.score:.4f} ({trial.seconds:.1f} s)",
+        flush=True,
+    )
+
+
 def mf(**params: object) -> BPRMF:
     base = dict(
         dim=64,
@@ -85,25 +94,15 @@ def main(quick: bool = False) -> None:
         print(f"== {source_name} -> {target_name}\n{data.describe()}\ncold users: {len(cold)}", flush=True)
         test, exclude = split.matrix("test"), split.matrix("train") + split.matrix("valid")
 
-        runs: list[tuple[TransferStrategy, Recommender, float, float]] = []
+        runs: list[Selection] = []  # one selection per row, on validation only
 
-        def run(
-            strategy: TransferStrategy, data: TransferData = data
-        ) -> tuple[TransferStrategy, Recommender, float, float]:
-            t0 = time.perf_counter()
-            model = strategy.fit(data)
-            seconds = time.perf_counter() - t0
-            score = float(per_user_metric(model, data.valid, data.train)[1].mean())
-            print(f"{strategy.label:>22} {strategy!r:.90} valid {score:.4f} ({seconds:.1f} s)", flush=True)
-            return strategy, model, seconds, score
-
-        def best_of(strategies: list[TransferStrategy], runs: list = runs) -> None:
-            found = [run(s) for s in strategies]
-            best = max(found, key=lambda r: r[3])
-            runs.append((best[0], best[1], sum(r[2] for r in found), best[3]))
+        def best_of(
+            strategies: list[TransferStrategy], runs: list[Selection] = runs, data: TransferData = data
+        ) -> None:
+            runs.append(select(strategies, data, on_trial=report))
 
         best_of([TargetOnly(ItemKNN(k=k, shrink=10.0)) for k in ([100] if quick else [50, 200])])
-        knn = runs[-1][0].model
+        knn = runs[-1].candidate.model
         if not quick:
             best_of([TargetOnly(mf())])
         best_of([Joint(knn.clone(), domain_weight=w) for w in ([0.5] if quick else [0.25, 0.5, 1.0, 2.0])])
@@ -116,10 +115,11 @@ def main(quick: bool = False) -> None:
                 ]
             )
 
-        baseline = max((r for r in runs if r[0].name == "none"), key=lambda r: r[3])
+        baseline = max((r for r in runs if r.candidate.name == "none"), key=lambda r: r.score)
         for slice_name, users in (("all", None), ("cold", cold)):
-            ref_users, reference = per_user_metric(baseline[1], test, exclude, users=users)
-            for strategy, model, seconds, _ in runs:
+            ref_users, reference = per_user_metric(baseline.model, test, exclude, users=users)
+            for run in runs:
+                strategy, model, seconds = run.candidate, run.model, run.fit_seconds
                 result = evaluate_ranking(
                     model.score, test, exclude, metrics=["ndcg", "recall"], ks=[10], users=users
                 )

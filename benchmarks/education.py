@@ -28,12 +28,8 @@ from crossrec.models.gru4rec import GRU4Rec
 from crossrec.models.markov import TransitionRecommender
 from crossrec.models.popularity import Popularity
 from crossrec.models.sasrec import SASRec
-from crossrec.models.sequences import (
-    Sequences,
-    SequentialRecommender,
-    evaluate_next_items,
-    select_on_validation,
-)
+from crossrec.models.sequences import Sequences, SequentialRecommender, evaluate_next_items
+from crossrec.selection import SequenceHoldout, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import print_table, write_results
@@ -163,7 +159,8 @@ def main(argv: list[str] | None = None) -> None:
     )
 
     started = time.perf_counter()
-    best, table = select_on_validation(transition_grid(), head, valid)
+    chosen_markov = select(transition_grid(), SequenceHoldout(head, valid))
+    best, table = chosen_markov.model, chosen_markov.table()
     params = {k: best.get_params()[k] for k in ("history", "horizon", "preference_weight")}
     final = best.clone().fit_sequences(train)
     result = evaluate_next_items(final, train, test)

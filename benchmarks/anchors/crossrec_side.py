@@ -13,7 +13,6 @@ over users with test items.
 from __future__ import annotations
 
 import itertools
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +25,8 @@ from crossrec.data.builtin import load_movielens_cdr
 from crossrec.data.domain import Domain
 from crossrec.evaluation import Split, evaluate_ranking
 from crossrec.models import BPRMF, EASE, LightGCN, Popularity, Recommender
+from crossrec.selection import Candidate as GridPoint
+from crossrec.selection import Holdout, NoTrialSucceededError, select
 from crossrec.splitting.predefined import load_predefined_split
 from crossrec.transfer import TransferData, TransferNotPossibleError, TransferStrategy, make_strategy
 
@@ -144,7 +145,7 @@ def load_setting(split_dir: Path, seed: int = 2022) -> tuple[Setting, Domain, Do
         items=target.items,
         overlap="keep",  # the target repeats some (user, title) pairs; RecBole splits them apart
     )
-    data = TransferData.from_domains(target, split, [source], link_items="ids", seed=seed)
+    data = TransferData.from_domains(target, split, [source], link_items="ids", link_users=None, seed=seed)
     setting = Setting(split, data, split.matrix("train"), split.matrix("valid"), split.matrix("test"))
     return setting, source, target
 
@@ -175,30 +176,29 @@ def score_exported_vectors(setting: Setting, path: Path, target: Domain) -> dict
 def run_candidate(candidate: Candidate, setting: Setting, seed: int) -> dict[str, Any]:
     """Fit every parameter set of ``candidate``, keep the best on validation NDCG@10, test it."""
     row: dict[str, Any] = {"system": "crossrec", "model": candidate.model, "strategy": candidate.strategy}
-    best: tuple[float, Recommender, dict[str, Any], float, float] | None = None
-    tune_started = time.perf_counter()
-    for params in candidate.grid:
-        try:
-            strategy = candidate.build(seed, params.get("model", {}), params.get("strategy", {}))
-            started, cpu_started = time.perf_counter(), time.process_time()
-            model = strategy.fit(setting.data)
-            seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
-        except (TransferNotPossibleError, ValueError) as error:
-            row["skipped"] = str(error).splitlines()[0]
-            return row
-        valid = _metrics(model, setting, "valid")
-        if best is None or valid["ndcg@10"] > best[0]:
-            best = (valid["ndcg@10"], model, params, seconds, cpu_seconds)
-    assert best is not None
-    valid_score, model, params, seconds, cpu_seconds = best
-    test = _metrics(model, setting, "test")
+    validation = Holdout(
+        setting.train, setting.valid, exclude=setting.exclude("valid"), fit=lambda s: s.fit(setting.data)
+    )
+    try:
+        grid = [
+            GridPoint(candidate.build(seed, p.get("model", {}), p.get("strategy", {})), params=p)
+            for p in candidate.grid
+        ]
+        chosen = select(grid, validation, skip=(TransferNotPossibleError, ValueError))
+    except NoTrialSucceededError as error:
+        row["skipped"] = error.trials[0].reason
+        return row
+    except (TransferNotPossibleError, ValueError) as error:  # a strategy refused at construction
+        row["skipped"] = str(error).splitlines()[0]
+        return row
+    test = _metrics(chosen.model, setting, "test")
     row.update({f"{metric}@10": test[f"{metric}@10"] for metric in METRICS})
-    row["valid_ndcg@10"] = valid_score
-    row["train_seconds"] = round(seconds, 2)
-    row["train_cpu_seconds"] = round(cpu_seconds, 2)
+    row["valid_ndcg@10"] = chosen.score
+    row["train_seconds"] = round(chosen.best.seconds, 2)
+    row["train_cpu_seconds"] = round(chosen.best.cpu_seconds, 2)
     if len(candidate.grid) > 1:
-        row["tune_seconds"] = round(time.perf_counter() - tune_started, 2)
-        row["params"] = params
+        row["tune_seconds"] = round(chosen.seconds, 2)
+        row["params"] = chosen.best.params
     return row
 
 

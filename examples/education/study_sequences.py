@@ -17,7 +17,8 @@ from _bundle import canvas_split, load_platforms, paired_summary
 from crossrec.evaluation import evaluate_ranking
 from crossrec.models.markov import TransitionRecommender
 from crossrec.models.popularity import Popularity
-from crossrec.models.sequences import evaluate_next_items, select_on_validation
+from crossrec.models.sequences import evaluate_next_items
+from crossrec.selection import SequenceHoldout, select
 
 
 def main() -> None:
@@ -46,9 +47,13 @@ def main() -> None:
         TransitionRecommender(history=h, horizon=g, preference_weight=p)
         for h, g, p in itertools.product((1, 2, 4), (1, 2, 4), (0.0, 0.1, 0.2, 0.4))
     ]
-    best, table = select_on_validation(grid, head, valid)
+    selection = select(grid, SequenceHoldout(head, valid))
+    best = selection.model
     chosen = {k: best.get_params()[k] for k in ("history", "horizon", "preference_weight")}
-    print(f"selected on validation (NDCG@10 {max(r['ndcg@10'] for r in table):.4f}): {chosen}")
+    print(
+        f"selected on validation (NDCG@10 {selection.score:.4f}, {len(selection.trials)} fits in "
+        f"{selection.seconds:.0f} s): {chosen}"
+    )
     final = best.clone().fit(train)
     results["markov (tuned)"] = evaluate_next_items(final, train, test)
 

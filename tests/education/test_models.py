@@ -9,7 +9,8 @@ from crossrec.models.base import Recommender
 from crossrec.models.inputs import EmbeddingInit, FitInputs
 from crossrec.models.markov import TransitionRecommender
 from crossrec.models.sasrec import SASRec
-from crossrec.models.sequences import Sequences, evaluate_next_items, select_on_validation
+from crossrec.models.sequences import Sequences, evaluate_next_items
+from crossrec.selection import SequenceHoldout, select
 from crossrec.testing.models import SequentialConformance
 
 
@@ -53,16 +54,19 @@ def test_fit_refuses_an_unordered_csr_and_says_how_to_order() -> None:
     assert model.score(np.array([0, 1])).shape == (2, 12)
 
 
-def test_select_on_validation_prefers_the_right_order() -> None:
+def test_selection_on_next_items_prefers_the_right_order() -> None:
     sequences = cycle_sequences()
     head, valid = sequences.split_last(n=1)
-    best, table = select_on_validation(
-        [TransitionRecommender(history=1, horizon=1), TransitionRecommender(history=1, horizon=1, decay=1.0)]
-        + [TransitionRecommender(history=3, horizon=3, horizon_decay=1.0, decay=1.0, normalize="none")],
-        head,
-        valid,
-    )
-    assert len(table) == 3 and best.horizon == 1
+    candidates = [
+        TransitionRecommender(history=1, horizon=2, horizon_decay=1.0),  # also votes two steps ahead
+        TransitionRecommender(history=1, horizon=1),  # exactly the cycle's next step
+        TransitionRecommender(history=3, horizon=1, decay=1.0, normalize="none"),
+    ]
+    chosen = select(candidates, SequenceHoldout(head, valid))
+    assert len(chosen.trials) == 3 and chosen.best_index == 1 and chosen.model.horizon == 1
+    assert chosen.score == 1.0 > chosen.trials[0].score  # the wrong horizon really scores lower
+    assert all(trial.seconds >= 0 and trial.params["horizon"] for trial in chosen.trials)
+    assert all(not hasattr(candidate, "n_items_") for candidate in candidates)  # templates stay unfitted
 
 
 def tiny_sasrec(dim: int = 16, **optim) -> SASRec:

@@ -32,7 +32,7 @@ from crossrec.models.inputs import FitInputs
 if TYPE_CHECKING:
     from crossrec.metrics.ranking import RankingResult
 
-__all__ = ["SequentialRecommender", "Sequences", "evaluate_next_items", "select_on_validation"]
+__all__ = ["SequentialRecommender", "Sequences", "evaluate_next_items"]
 
 
 @dataclass(frozen=True)
@@ -308,28 +308,3 @@ def evaluate_next_items(
         metrics=metrics,
         ks=ks,
     )
-
-
-def select_on_validation(
-    candidates: Sequence[SequentialRecommender],
-    train: Sequences,
-    valid: Sequences,
-    metric: str = "ndcg@10",
-) -> tuple[SequentialRecommender, list[dict[str, object]]]:
-    """Fit every candidate on ``train``, score it on ``valid`` (next items), return the best and a table.
-
-    Never pass test data here: carve ``train, valid = part.split_last(...)`` from the training part.
-    The returned model is fitted on ``train`` only; refit ``best.clone()`` on the whole training part.
-    """
-    if not candidates:
-        raise ValueError("no candidate models to select from")
-    name, k = metric.split("@")
-    table: list[dict[str, object]] = []
-    best, best_score = candidates[0], -np.inf
-    for candidate in candidates:
-        candidate.fit(train, valid)
-        score = evaluate_next_items(candidate, train, valid, metrics=[name], ks=[int(k)]).mean()[metric]
-        table.append({"model": candidate.name, **candidate.get_params(), metric: score})
-        if score > best_score:
-            best, best_score = candidate, score
-    return best, table

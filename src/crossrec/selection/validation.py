@@ -139,7 +139,7 @@ class Holdout:
 class SequenceHoldout:
     """Ordered training histories and each user's next items, for sequence models.
 
-    Candidates are fitted with ``fit_sequences(train, valid)`` and scored "next items": each user's
+    Candidates are fitted with ``fit(train, valid)`` and scored "next items": each user's
     ranking after their ``train`` history against their ``valid`` items (history items excluded
     unless ``exclude_history`` is false). Carve both from the training part
     (``train, valid = part.split_last(...)``), never from test.
@@ -157,7 +157,7 @@ class SequenceHoldout:
             )
 
     def fit_candidate(self, candidate: Any) -> Any:
-        return _fit_copy(candidate, lambda model: model.fit_sequences(self.train, self.valid))
+        return _fit_copy(candidate, lambda model: model.fit(self.train, self.valid))
 
     def validation_users(self) -> np.ndarray:
         return np.flatnonzero(self.valid.lengths() > 0)
