@@ -64,9 +64,9 @@ def synthetic():
     return synthetic_pair()
 
 
-@pytest.fixture(scope="session")
-def movielens_slice():
-    """ML-1M -> ML-100K with sampled users (items linked by title); skips when the data is unavailable."""
+def _movielens(n_target_users: int | None = None, n_source_users: int | None = None) -> TransferData:
+    """ML-1M -> ML-100K (items linked by title, users not linked), optionally with sampled users,
+    split 80/10/10 with seed 2022; skips when the data is unavailable."""
     from crossrec.data.builtin import DatasetUnavailableError, load_movielens_cdr
     from crossrec.splitting.splits import random_split
 
@@ -75,24 +75,30 @@ def movielens_slice():
     except DatasetUnavailableError as error:  # pragma: no cover
         pytest.skip(str(error))
     rng = np.random.default_rng(0)
-    target = target.subset(np.isin(target.interactions.user, rng.choice(target.n_users, 150, replace=False)))
-    source = source.subset(np.isin(source.interactions.user, rng.choice(source.n_users, 600, replace=False)))
+
+    def sample(domain, size):
+        if size is None:
+            return domain
+        return domain.subset(
+            np.isin(domain.interactions.user, rng.choice(domain.n_users, size, replace=False))
+        )
+
+    target = sample(target, n_target_users)  # target first: the same draws as before
+    source = sample(source, n_source_users)
     split = random_split(target.interactions, target.n_users, target.n_items, seed=2022)
     return TransferData.from_domains(target, split, [source], link_items="ids", link_users=None, seed=2022)
 
 
 @pytest.fixture(scope="session")
-def movielens_full():
-    """The demo's data: all of ML-1M -> ML-100K, items linked by title, split 80/10/10 (seed 2022)."""
-    from crossrec.data.builtin import DatasetUnavailableError, load_movielens_cdr
-    from crossrec.splitting.splits import random_split
+def movielens_slice():
+    """ML-1M -> ML-100K with 150 target and 600 source users sampled."""
+    return _movielens(150, 600)
 
-    try:
-        source, target = load_movielens_cdr()
-    except DatasetUnavailableError as error:  # pragma: no cover
-        pytest.skip(str(error))
-    split = random_split(target.interactions, target.n_users, target.n_items, seed=2022)
-    return TransferData.from_domains(target, split, [source], link_items="ids", link_users=None, seed=2022)
+
+@pytest.fixture(scope="session")
+def movielens_full():
+    """The demo's data: all of ML-1M -> ML-100K."""
+    return _movielens()
 
 
 @pytest.fixture(scope="session")
