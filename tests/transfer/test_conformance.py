@@ -34,7 +34,9 @@ from crossrec.transfer.content import ContentTransfer
 
 
 def mf() -> BPRMF:
-    return BPRMF(dim=8, epochs=5, batch_size=256, learning_rate=0.02, seed=0, progress=False)
+    return BPRMF(
+        dim=8, optim={"epochs": 5, "batch_size": 256, "learning_rate": 0.02, "seed": 0, "progress": False}
+    )
 
 
 class TestTargetOnly(TransferStrategyConformance):
@@ -59,12 +61,12 @@ class TestJointBPRMF(TransferStrategyConformance):
 
 class TestWarmStart(TransferStrategyConformance):
     def make_strategy(self):
-        return WarmStart(mf(), pretrain_params={"batch_size": 512})
+        return WarmStart(mf(), pretrain_params={"optim": {"batch_size": 512}})
 
 
 class TestWarmStartLightGCN(TransferStrategyConformance):
     def make_strategy(self):
-        return WarmStart(LightGCN(dim=8, layers=1, epochs=3, batch_size=256, progress=False))
+        return WarmStart(LightGCN(dim=8, layers=1, optim={"epochs": 3, "batch_size": 256, "progress": False}))
 
 
 class TestFineTune(TransferStrategyConformance):
@@ -84,7 +86,7 @@ class TestMappingMeta(TransferStrategyConformance):
 
 class TestContent(TransferStrategyConformance):
     def make_strategy(self):
-        return ContentTransfer(TwoTower(dim=8, epochs=3, batch_size=256, progress=False))
+        return ContentTransfer(TwoTower(dim=8, optim={"epochs": 3, "batch_size": 256, "progress": False}))
 
 
 COVERED = {

@@ -166,3 +166,13 @@ def test_amazon_joint_itemknn_uses_source_columns(amazon_slice):
     model = Joint(ItemKNN(k=50), domain_weight=0.5).fit(amazon_slice)
     assert model.user_items_.shape[1] > amazon_slice.n_items
     assert np.isfinite(model.score(np.arange(4))).all()
+
+
+def test_warm_start_pretrain_params_update_the_optimiser_key_by_key() -> None:
+    model = BPRMF(dim=8, optim={"epochs": 7, "learning_rate": 0.02, "progress": False})
+    pretrain = WarmStart(model, pretrain_params={"optim": {"batch_size": 512}})._source_model()
+    assert pretrain.optim.batch_size == 512
+    assert (pretrain.optim.epochs, pretrain.optim.learning_rate) == (7, 0.02)  # kept from the model
+    assert model.optim.batch_size != 512  # the target model's own settings are untouched
+    with pytest.raises(ValueError, match="go under 'optim'"):
+        WarmStart(model, pretrain_params={"batch_size": 512})

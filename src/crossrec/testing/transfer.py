@@ -11,7 +11,7 @@ return the strategy from ``make_strategy``::
 
     class TestMyStrategy(TransferStrategyConformance):
         def make_strategy(self):
-            return MyStrategy(model=BPRMF(dim=8, epochs=3, progress=False))
+            return MyStrategy(model=BPRMF(dim=8, optim={"epochs": 3, "progress": False}))
 """
 
 from __future__ import annotations

@@ -126,7 +126,12 @@ class WarmStart(TransferStrategy):
         if unknown:
             raise ValueError(
                 f"warm_start pretrain_params {unknown} are not parameters of {type(self.model).__name__} "
-                f"(it has {sorted(params)})"
+                f"(it has {sorted(params)}"
+                + (
+                    "; optimiser settings go under 'optim', e.g. {'optim': {'batch_size': 8192}})"
+                    if "optim" in params
+                    else ")"
+                )
             )
         merged = dict(params)
         for key, value in self.pretrain_params.items():
