@@ -3,6 +3,8 @@ the shipped conformance suite on a poisoned split (its test part raises when rea
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -212,4 +214,4 @@ def test_runner_reads_test_only_in_the_final_evaluation(
     monkeypatch.setattr(guard, "default_candidates", lambda model=None: [Joint(ItemKNN(k=10)), Joint(EASE())])
     result = run_experiment(_config(tmp_path, **sections), strategy=strategy)
     assert result.summary and all(np.isfinite(s["ndcg@10"]) for s in result.summary.values())
-    assert (result.run_dir / "models" / "KEPT").read_text().strip() == result.kept
+    assert json.loads((result.run_dir / "results.json").read_text())["extra"]["kept"] == result.kept

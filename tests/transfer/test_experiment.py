@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -94,9 +95,26 @@ def test_cli_transfer_writes_run_with_guard(tmp_path):
     assert guard["strategy"] == "joint:ease"
     assert guard["kept"] == ("transfer" if guard["difference"] > 0 else "baseline")
     assert guard["ci_low"] <= guard["difference"] <= guard["ci_high"]
-    kept = (results.parent / "models" / "KEPT").read_text().strip()
-    assert kept == ("transfer" if guard["kept"] == "transfer" else "target_only")
-    assert (results.parent / "models" / "transfer" / "weights.safetensors").is_file()
+    document = json.loads(results.read_text())
+    assert document["extra"]["kept"] == ("transfer" if guard["kept"] == "transfer" else "target_only")
+    assert not (results.parent / "models").exists()  # no model copies unless --keep-models
+    assert document["size_bytes"] == sum(
+        p.stat().st_size
+        for p in results.parent.rglob("*")
+        if p.is_file() and p.name not in ("results.json", "report.html")
+    )
+    assert f"{document['size_bytes'] / 1e6:.1f} MB" in result.output
+
+
+def test_cli_keep_models_saves_every_fitted_model(tmp_path):
+    from crossrec.cli.main import app
+    from crossrec.models.base import Recommender
+
+    result = CliRunner().invoke(app, ["transfer", str(_write(tmp_path)), "--keep-models"])
+    assert result.exit_code == 0, result.output
+    run = next((tmp_path / "runs").glob("*/results.json")).parent
+    assert sorted(p.name for p in (run / "models").iterdir()) == ["target_only", "transfer"]
+    assert Recommender.load(run / "models" / "transfer").score(np.array([0])).shape[0] == 1
 
 
 def test_transfer_refuses_a_data_section_without_links(tmp_path):

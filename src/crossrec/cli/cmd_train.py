@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -14,7 +15,15 @@ from crossrec.cli._app import app
 _METRICS = ("ndcg@10", "recall@10", "hit@10")
 
 
-def _run(experiment: Path, mode: str, strategy: str | None, search: bool) -> None:
+_KEEP_MODELS = typer.Option(
+    False,
+    "--keep-models",
+    help="Also save every fitted model under the run's models/ (large for dense models such as EASE).",
+)
+
+
+def _run(experiment: Path, mode: str, strategy: str | None, search: bool, keep_models: bool) -> None:
+    from crossrec.data.outputs import OutputFolderError
     from crossrec.experiment.config import ExperimentFileError, load_experiment
     from crossrec.experiment.runner import run_experiment
     from crossrec.transfer.base import TransferNotPossibleError
@@ -24,8 +33,16 @@ def _run(experiment: Path, mode: str, strategy: str | None, search: bool) -> Non
         config = load_experiment(experiment)
         if not search:
             config.search = None
+        if keep_models:
+            config.keep_models = True
         result = run_experiment(config, mode=mode, strategy=strategy, console=console)
-    except (ExperimentFileError, TransferNotPossibleError, ValueError, FileNotFoundError) as error:
+    except (
+        ExperimentFileError,
+        TransferNotPossibleError,
+        OutputFolderError,
+        ValueError,
+        FileNotFoundError,
+    ) as error:
         console.print(f"[red]error:[/red] {error}")
         raise typer.Exit(2) from error
     table = Table(title=f"{config.name}: test, full ranking")
@@ -44,7 +61,8 @@ def _run(experiment: Path, mode: str, strategy: str | None, search: bool) -> Non
         console.print(guard.describe())
     if result.guards:
         console.print(f"kept (best on validation of what the guards kept): {result.kept}")
-    console.print(f"results: {result.run_dir / 'results.json'}")
+    size = json.loads((result.run_dir / "results.json").read_text()).get("size_bytes", 0)
+    console.print(f"results: {result.run_dir / 'results.json'} (run folder {size / 1e6:.1f} MB)")
 
 
 @app.command()
@@ -59,6 +77,7 @@ def train(
         help="Train data-parallel on this many ranks (bpr_mf, lightgcn, two_tower; torchrun, gloo on CPU, "
         "NCCL on GPU).",
     ),
+    keep_models: bool = _KEEP_MODELS,
 ) -> None:
     """Train the experiment's model on the target domain alone and evaluate it on test.
 
@@ -70,7 +89,7 @@ def train(
     if nproc is not None or int(os.environ.get("WORLD_SIZE", "1")) > 1:
         _run_distributed(experiment, nproc or 1, search)
         return
-    _run(experiment, "train", None, search)
+    _run(experiment, "train", None, search, keep_models)
 
 
 def _run_distributed(experiment: Path, nproc: int, search: bool) -> None:
@@ -117,6 +136,7 @@ def transfer(
         help="Override \\[transfer].strategy: none, warm_start, finetune, joint, mapping, content or auto.",
     ),
     search: bool = typer.Option(True, help="Run the \\[search] section (Optuna, on validation) if present."),
+    keep_models: bool = _KEEP_MODELS,
 ) -> None:
     """Transfer from the source domain(s) with the negative-transfer guard, evaluate on test."""
-    _run(experiment, "transfer", strategy, search)
+    _run(experiment, "transfer", strategy, search, keep_models)

@@ -223,6 +223,11 @@ class ExperimentConfig(_Strict):
     save_artifact: bool = Field(
         False, description="Also save the kept model as a verified artifact (for recommend / serve)."
     )
+    keep_models: bool = Field(
+        False,
+        description="Also save every fitted model under the run's models/ (large for dense models; "
+        "the kept one belongs in an artifact, save_artifact).",
+    )
     data: DataConfig
     split: SplitConfig = Field(default_factory=SplitConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)

@@ -18,7 +18,7 @@ import pandas as pd
 
 from crossrec.data.domain import Domain
 from crossrec.evaluation.evaluate import ModelEvaluation, evaluate_model
-from crossrec.evaluation.runs import write_run
+from crossrec.evaluation.runs import check_run_folder, write_run
 from crossrec.experiment.build import build_model, build_strategy
 from crossrec.experiment.config import ExperimentConfig
 from crossrec.experiment.search import SearchResult, apply_params, tune
@@ -364,6 +364,10 @@ def run_experiment(
         )
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
+    # refuse a run folder inside the inputs before any training, not after it
+    inputs = [path for path in (config.data.bundle, config.data.data_dir) if path is not None]
+    run_dir = _new_run_dir(config.output_dir, config.name)
+    check_run_folder(run_dir, inputs)
     data = prepare(config, links_required=mode != "train")
     categories = (
         item_categories(data.target, config.evaluation.item_categories)
@@ -387,8 +391,12 @@ def run_experiment(
         )  # fmt: skip
         for key, model in fitted.models.items()
     }
-    run_dir = _new_run_dir(config.output_dir, config.name)
-    extra: dict[str, Any] = {**fitted.extra, "data": data.describe(), "dataset": _describe_data(config, data)}
+    extra: dict[str, Any] = {
+        **fitted.extra,
+        "kept": fitted.kept,
+        "data": data.describe(),
+        "dataset": _describe_data(config, data),
+    }
     curves = {k: m.history_.epochs for k, m in fitted.models.items() if hasattr(m, "history_")}
     baseline = "target_only" if not config.families and len(evaluations) > 1 else None
     write_run(
@@ -396,10 +404,8 @@ def run_experiment(
         timings={"train_seconds": fitted.seconds, "total_seconds": time.perf_counter() - started},
         learning_curves=curves, seeds={"experiment": config.seed}, extra=extra, baseline=baseline,
         item_categories=categories, seed=config.seed, title=config.title or config.name,
+        models=fitted.models, keep_models=config.keep_models, inputs=inputs,
     )  # fmt: skip
-    for key, model in fitted.models.items():
-        model.save(run_dir / "models" / key)
-    (run_dir / "models" / "KEPT").write_text(f"{fitted.kept}\n")
     summary = {key: evaluation.summary for key, evaluation in evaluations.items()}
     artifact = None
     if config.save_artifact:
