@@ -75,3 +75,16 @@ def write_results(name: str, rows: list[dict[str, Any]], **summary: Any) -> Path
     }
     path.write_text(json.dumps(payload, indent=2, default=str))
     return path
+
+
+def with_optim(cls: type, **params: Any) -> Any:
+    """``cls`` built from flat keyword arguments: the :class:`~crossrec.training.OptimConfig` fields
+    (learning rate, epochs, seed, ...) go into ``optim=``, the rest are the model's own (a benchmark's
+    grids list both kinds side by side)."""
+    from crossrec.training.optim import OptimConfig
+
+    fields = set(OptimConfig.model_fields)
+    optim = {key: params.pop(key) for key in list(params) if key in fields}
+    if "num_threads" in params:  # the model-level spelling of OptimConfig.threads
+        optim["threads"] = params.pop("num_threads")
+    return cls(**params, optim=optim)

@@ -22,7 +22,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _amazon import load_amazon_pair
-from _common import print_table, write_results
+from _common import print_table, with_optim, write_results
 
 from crossrec.metrics.ranking import evaluate_ranking
 from crossrec.metrics.significance import paired_bootstrap_ci
@@ -78,7 +78,7 @@ def mf(**params: object) -> BPRMF:
         progress=False,
     )
     base.update(params)
-    return BPRMF(**base)
+    return with_optim(BPRMF, **base)
 
 
 def main(quick: bool = False) -> None:

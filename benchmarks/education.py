@@ -32,7 +32,7 @@ from crossrec.models.sequences import Sequences, SequentialRecommender, evaluate
 from crossrec.selection import SequenceHoldout, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import print_table, write_results
+from _common import print_table, with_optim, write_results
 
 CANVAS = "edu-canvas-cnpc"
 COLUMNS = {
@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> None:
     rows.append(row("popularity", "canvas-only", result, time.perf_counter() - started))
 
     started = time.perf_counter()
-    first_order = TransitionRecommender(history=1, horizon=1).fit_sequences(train)
+    first_order = TransitionRecommender(history=1, horizon=1).fit(train)
     rows.append(
         row(
             "markov (1st order)",
@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> None:
     chosen_markov = select(transition_grid(), SequenceHoldout(head, valid))
     best, table = chosen_markov.model, chosen_markov.table()
     params = {k: best.get_params()[k] for k in ("history", "horizon", "preference_weight")}
-    final = best.clone().fit_sequences(train)
+    final = best.clone().fit(train)
     result = evaluate_next_items(final, train, test)
     rows.append(row("markov (tuned)", "canvas-only", result, time.perf_counter() - started, params=params))
     unexcluded = evaluate_next_items(final, train, test, exclude_history=False)
@@ -175,8 +175,10 @@ def main(argv: list[str] | None = None) -> None:
         for name, model_class in (("sasrec", SASRec), ("gru4rec", GRU4Rec)):
             started = time.perf_counter()
             # early stopping on the validation split picks the number of epochs, then refit on all of train
-            probe = model_class(epochs=args.sasrec_epochs, patience=4, **settings).fit_sequences(head, valid)
-            final_model = model_class(epochs=probe.best_epoch_, **settings).fit_sequences(train)
+            probe = with_optim(model_class, epochs=args.sasrec_epochs, patience=4, **settings).fit(
+                head, valid
+            )
+            final_model = with_optim(model_class, epochs=probe.best_epoch_, **settings).fit(train)
             result = evaluate_next_items(final_model, train, test)
             seconds = time.perf_counter() - started
             rows.append(row(name, "canvas-only", result, seconds, params={"epochs": probe.best_epoch_}))

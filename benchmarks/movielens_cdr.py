@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import print_table, write_results
+from _common import print_table, with_optim, write_results
 
 from crossrec.data.builtin import load_movielens_cdr
 from crossrec.metrics.ranking import evaluate_ranking
@@ -47,7 +47,7 @@ SEED = 2022
 def embedding(cls: type, **params: object) -> Recommender:
     base = dict(epochs=150, batch_size=4096, learning_rate=5e-3, patience=5, seed=SEED, progress=False)
     base.update(params)
-    return cls(**base)
+    return with_optim(cls, **base)
 
 
 def main(full: bool = False) -> None:

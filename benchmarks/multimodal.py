@@ -26,7 +26,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import print_table, write_results
+from _common import print_table, with_optim, write_results
 
 from crossrec.data.builtin import load_movielens_cdr
 from crossrec.evaluation import evaluate_ranking, paired_bootstrap_ci
@@ -100,14 +100,18 @@ def main() -> None:
     )
 
     started = time.perf_counter()
-    mf = BPRMF(seed=args.seed, num_threads=args.threads, progress=False).fit(train, valid)
+    mf = with_optim(BPRMF, seed=args.seed, threads=args.threads, progress=False).fit(train, valid)
     seconds["bpr_mf"] = time.perf_counter() - started
     record("bpr_mf", "ids", mf.score)
     for label, (item_columns, user_columns) in variants.items():
         started = time.perf_counter()
         encoder = "minilm" if "minilm" in label else "tfidf"
-        model = TwoTower(
-            item_modalities=item_columns, user_modalities=user_columns, text_encoder=encoder, **common
+        model = with_optim(
+            TwoTower,
+            item_modalities=item_columns,
+            user_modalities=user_columns,
+            text_encoder=encoder,
+            **common,
         ).fit(train, valid, item_features=items, user_features=users)
         seconds[label] = time.perf_counter() - started
         record("two_tower", label, model.score)
@@ -122,7 +126,8 @@ def main() -> None:
             target,
             split,
             # the source has 10x the target's interactions: bigger batches keep an epoch short
-            model=TwoTower(
+            model=with_optim(
+                TwoTower,
                 **{**common, "epochs": args.source_epochs},
                 id_dropout=0.5,
                 batch_size=16384,

@@ -66,15 +66,20 @@ def train_transfer_artifact(folder: Path, *, epochs: int, seed: int = 2022) -> P
         source.interactions, source.n_users, source.n_items, ratios=(0.9, 0.1, 0.0), seed=seed
     )
     links = Links.by_shared_ids(source.items, target.items)
-    params = dict(dim=64, epochs=epochs, seed=seed, progress=False)
-    pretrained = BPRMF(**{**params, "batch_size": 8192, "learning_rate": 5e-3, "patience": 3}).fit(
+    optim = dict(epochs=epochs, seed=seed, progress=False)
+    pretrained = BPRMF(dim=64, optim={**optim, "batch_size": 8192, "learning_rate": 5e-3, "patience": 3}).fit(
         source_split.matrix("train"), source_split.matrix("valid")
     )
     item_init = warm_start_table(pretrained.item_vectors(), links, target.n_items, seed=seed)
     init = EmbeddingInit(item=item_init, user=fold_in_users(item_init, train))
-    model = BPRMF(**params).fit_with(train, valid, FitInputs(init=init))
+    model = BPRMF(dim=64, optim=optim).fit_with(train, valid, FitInputs(init=init))
     summary = evaluate_ranking(model.score, test, train + valid, ks=[10]).mean()
-    config = {"recipe": "bpr_mf+warm_start (crossrec.experiment.demo)", "dataset": "movielens-cdr", **params}
+    config = {
+        "recipe": "bpr_mf+warm_start (crossrec.experiment.demo)",
+        "dataset": "movielens-cdr",
+        "dim": 64,
+        **optim,
+    }
     return save_artifact(
         folder,
         model,

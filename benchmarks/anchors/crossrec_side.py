@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
+from _common import with_optim  # benchmarks/ is on sys.path (run.py puts it there)
 
 from crossrec.data.builtin import load_movielens_cdr
 from crossrec.data.domain import Domain
@@ -61,11 +62,11 @@ def _strategy(name: str, model: ModelFactory | None = None) -> Builder:
 
 
 def _mf(seed: int, **params: Any) -> BPRMF:
-    return BPRMF(seed=seed, progress=False, **params)
+    return with_optim(BPRMF, seed=seed, progress=False, **params)
 
 
 def _lightgcn(seed: int, **params: Any) -> LightGCN:
-    return LightGCN(seed=seed, progress=False, **params)
+    return with_optim(LightGCN, seed=seed, progress=False, **params)
 
 
 def _popularity(seed: int) -> Popularity:
