@@ -19,4 +19,4 @@ def toy() -> Trained:
 
 @pytest.fixture(scope="session")
 def bpr(toy: Trained) -> Trained:
-    return fit_on(BPRMF(dim=8, epochs=2, progress=False, num_threads=1), toy)
+    return fit_on(BPRMF(dim=8, optim={"epochs": 2, "progress": False, "threads": 1}), toy)

@@ -31,7 +31,7 @@ def hand_built_mf() -> Trained:
     Items i0 = (1, 0), i1 = (0.9, 0.1), i2 = (0, 1), i3 = (-1, 0); users u0 = (1, 0), u1 = (0, 1).
     u0 has seen i0; u1 has seen i2 and i3.
     """
-    model = BPRMF(dim=2, progress=False)
+    model = BPRMF(dim=2, optim={"progress": False})
     model.n_users_, model.n_items_ = 2, 4
     model._set_state(
         {

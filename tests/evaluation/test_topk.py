@@ -188,7 +188,7 @@ def test_evaluation_with_a_factor_scorer_equals_the_dense_scorer() -> None:
 def test_embedding_models_hand_evaluation_a_factor_scorer() -> None:
     rng = np.random.default_rng(0)
     train = sp.csr_matrix((rng.random((60, 90)) < 0.1).astype(np.float32))
-    model = BPRMF(dim=8, epochs=2, seed=0).fit(train)
+    model = BPRMF(dim=8, optim={"epochs": 2, "seed": 0}).fit(train)
     scorer = model.scorer()
     assert isinstance(scorer, FactorScorer)
     users = np.arange(60)

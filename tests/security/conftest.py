@@ -24,7 +24,7 @@ def toy_domain() -> Trained:
 def trained_models(toy_domain: Trained) -> dict[str, Trained]:
     models = {
         "popularity": Popularity(),
-        "bpr_mf": BPRMF(dim=4, epochs=2, progress=False, num_threads=1),
+        "bpr_mf": BPRMF(dim=4, optim={"epochs": 2, "progress": False, "threads": 1}),
         "ease": EASE(reg=10.0),
         "item_knn": ItemKNN(k=5),
         "markov": TransitionRecommender(),

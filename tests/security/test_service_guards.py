@@ -142,7 +142,7 @@ def test_a_file_replaced_during_reloads_is_never_loaded_unverified(
     weights again and again. Every reload either loads exactly the saved model or is refused."""
     folder = _save(trained_models["bpr_mf"], tmp_path / "served")
     base = trained_models["bpr_mf"]
-    retrained = BPRMF(dim=4, epochs=1, seed=7, progress=False, num_threads=1).fit(base.train)
+    retrained = BPRMF(dim=4, optim={"epochs": 1, "seed": 7, "progress": False, "threads": 1}).fit(base.train)
     other = _save(Trained(retrained, base.users, base.items, base.train), tmp_path / "other")
     genuine = (folder / "model" / "weights.safetensors").read_bytes()
     forged = (other / "model" / "weights.safetensors").read_bytes()

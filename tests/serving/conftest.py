@@ -35,7 +35,7 @@ def toy() -> Trained:
 
 @pytest.fixture(scope="session")
 def bpr(toy: Trained) -> Trained:
-    model = BPRMF(dim=8, epochs=2, progress=False, num_threads=1).fit(toy.train)
+    model = BPRMF(dim=8, optim={"epochs": 2, "progress": False, "threads": 1}).fit(toy.train)
     return Trained(model, toy.users, toy.items, toy.train)
 
 

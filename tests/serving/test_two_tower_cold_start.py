@@ -38,7 +38,7 @@ def trained() -> Trained:
         item_features=FeatureTable.from_domain(domain, "item"),
         user_features=FeatureTable.from_domain(domain, "user"),
     )
-    model = TwoTower(dim=16, num_threads=1, id_dropout=0.3, **SETTINGS).fit_with(train, None, inputs)
+    model = TwoTower(dim=16, id_dropout=0.3, optim={"threads": 1, **SETTINGS}).fit_with(train, None, inputs)
     return Trained(model, domain.users, domain.items, train)
 
 

@@ -20,10 +20,9 @@ from crossrec.transfer import (
 )
 
 
-def quick_mf(**params):
-    base = dict(dim=16, epochs=40, batch_size=256, learning_rate=0.02, patience=5, seed=0, progress=False)
-    base.update(params)
-    return BPRMF(**base)
+def quick_mf(**optim):
+    base = dict(epochs=40, batch_size=256, learning_rate=0.02, patience=5, seed=0, progress=False)
+    return BPRMF(dim=16, optim=base | optim)
 
 
 def own_group_share(model, data, users) -> float:
@@ -139,7 +138,7 @@ def test_movielens_joint_ease_helps_on_validation(movielens_full):
         FineTune(quick_mf(epochs=2, batch_size=8192), freeze=("item",)),
         FineTune(quick_mf(epochs=2, batch_size=8192), head_only=True),
         Joint(quick_mf(epochs=2, batch_size=8192), domain_weight=0.3),
-        WarmStart(LightGCN(dim=16, layers=1, epochs=2, batch_size=8192, progress=False)),
+        WarmStart(LightGCN(dim=16, layers=1, optim={"epochs": 2, "batch_size": 8192, "progress": False})),
         Joint(ItemKNN(k=50), domain_weight=0.2),
     ],
     ids=lambda s: s.label,
