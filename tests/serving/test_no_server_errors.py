@@ -2,7 +2,7 @@
 
 Every operation of the service's own OpenAPI schema is called with random path parameters,
 query strings, headers and bodies (valid JSON of any shape, near-valid cold-start bodies and raw
-bytes). Hypothesis drives the inputs; schemathesis is not needed.
+bytes). Hypothesis drives the inputs (tests/serving/test_schemathesis.py adds schemathesis on the schema).
 """
 
 from __future__ import annotations
