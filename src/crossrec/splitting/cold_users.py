@@ -107,7 +107,7 @@ class UserColdSplit:
         """Items never ranked for cold users in ``part``: none at validation (they have no
         history); at test, the validation items of users evaluated on both parts."""
         _check_part(part)
-        if part == "valid":
+        if part == "valid" or self.holdout == "users":
             return sp.csr_matrix((self.n_users, self.n_items), dtype=np.float32)
         return self.truth("valid")
 
