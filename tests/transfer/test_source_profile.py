@@ -218,3 +218,18 @@ def test_kernel_ridge_beats_the_user_knn_on_real_cold_validation_users(shared_da
         scores[name] = evaluate_cold_users(fitted, cold, "valid", seed=2022).per_user["ndcg@10"].to_numpy()
     low, _ = paired_bootstrap_ci(scores["krr"], scores["knn"], seed=0)
     assert low > 0, f"kernel ridge {scores['krr'].mean():.4f} vs user-kNN {scores['knn'].mean():.4f}"
+
+
+def test_an_experiment_file_names_the_strategy_and_its_model(tmp_path):
+    from crossrec.experiment.config import load_experiment
+    from crossrec.experiment.runner import build_strategy
+
+    path = tmp_path / "cold.toml"
+    path.write_text(
+        'name = "cold"\n[data]\nbuiltin = "movielens-cdr"\n'
+        '[model]\nname = "kernel_ridge"\nparams = { lam = 1.0, weighting = "idf" }\n'
+        '[transfer]\nstrategy = "source_profile"\n'
+    )
+    strategy = build_strategy(load_experiment(path))
+    assert isinstance(strategy, SourceProfile) and isinstance(strategy.model, ProfileKernelRidge)
+    assert strategy.model.get_params() == {"lam": 1.0, "weighting": "idf", "popularity_exponent": 0.0}
