@@ -20,7 +20,7 @@ difference against the tuned user-kNN baseline (for sampled rows, of each user's
 interactions). movielens-cdr has no linked users (its two domains share titles, not people), so it
 has no zero-history linked users and is not a pair here.
 
-Run (one thread; about 15 min for the three pairs)::
+Run (one thread; about 8 min for the three pairs on a shared machine)::
 
     CROSSREC_SHARED_DATA=/path/to/shared/data OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 \\
         nice -n 5 .venv/bin/python benchmarks/cold_users.py [--pairs phone:electronic] \\
