@@ -232,6 +232,12 @@ class ProfileKernelRidge(SourceProfileRecommender):
         ``"binary"`` or ``"idf"`` source-item weights in the profile kernel.
     popularity_exponent
         ``gamma`` in ``score_j / pop_j ** gamma`` (``> 0`` demotes popular target items; 0: off).
+
+    Notes
+    -----
+    Fitting factorises the ``n_warm x n_warm`` kernel system once (Cholesky, ``n_warm ** 3 / 3``
+    flops; about 10 s for 8,000 warm users on one core); scoring a batch solves it against the
+    batch's kernel rows. The factor is part of the saved state (``8 * n_warm ** 2`` bytes).
     """
 
     name = "kernel_ridge"
