@@ -1,6 +1,7 @@
 """crossrec.models: one small :class:`Recommender` interface and its implementations.
 
-Target-only baselines: :class:`Popularity`, :class:`ItemKNN`, :class:`EASE`; gradient-trained
+Target-only baselines: :class:`Popularity`, :class:`ItemKNN`, :class:`EASE`; for users known only by
+their source-domain profile: :class:`LinkedUserKNN` and :class:`ProfileKernelRidge`; gradient-trained
 embedding models: :class:`BPRMF`, :class:`LightGCN` (and the two-tower hybrid in
 :mod:`crossrec.models.two_tower`), configured by one ``optim=``
 (:class:`~crossrec.training.optim.OptimConfig`); sequence models in :mod:`crossrec.models.sasrec`,
@@ -23,6 +24,7 @@ from crossrec.models.item_based import EASE, ItemKNN, ItemSimilarityRecommender
 from crossrec.models.lightgcn import LightGCN, normalized_adjacency
 from crossrec.models.mf import BPRMF
 from crossrec.models.popularity import Popularity
+from crossrec.models.source_profile import LinkedUserKNN, ProfileKernelRidge, SourceProfileRecommender
 
 __all__ = [
     "BPRMF",
@@ -36,9 +38,12 @@ __all__ = [
     "ItemKNN",
     "ItemSimilarityRecommender",
     "LightGCN",
+    "LinkedUserKNN",
     "NotFittedError",
     "Popularity",
+    "ProfileKernelRidge",
     "Recommender",
+    "SourceProfileRecommender",
     "get_model_class",
     "normalized_adjacency",
     "register_model",

@@ -1,11 +1,13 @@
 """crossrec.splitting: seeded train/validation/test protocols of one domain's interactions.
 
 Protocols are pure functions of the interactions and a seed and return a :class:`Split`: per-user
-random ratios, leave-one-out, a global time cut, user cold start, item cold start, and splits given
+random ratios, leave-one-out, a global time cut, user cold start (a few training interactions, or
+none at all: :func:`user_cold_start_split`), item cold start, and splits given
 by files (:func:`load_predefined_split`).
 """
 
 from crossrec.splitting.cold_items import ItemColdSplit, item_cold_start_split
+from crossrec.splitting.cold_users import COLD_PARTS, UserColdSplit, user_cold_start_split
 from crossrec.splitting.predefined import load_predefined_split, read_id_table
 from crossrec.splitting.splits import (
     PARTS,
@@ -18,6 +20,7 @@ from crossrec.splitting.splits import (
 )
 
 __all__ = [
+    "COLD_PARTS",
     "PARTS",
     "ItemColdSplit",
     "Split",
@@ -29,4 +32,6 @@ __all__ = [
     "random_split",
     "read_id_table",
     "temporal_split",
+    "UserColdSplit",
+    "user_cold_start_split",
 ]
