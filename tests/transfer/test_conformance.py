@@ -33,6 +33,7 @@ from crossrec.transfer import (
 )
 from crossrec.transfer.base import _load_optional_strategies
 from crossrec.transfer.content import ContentTransfer
+from crossrec.transfer.source_profile import SourceProfile
 
 
 def mf() -> BPRMF:
@@ -89,6 +90,20 @@ class TestMappingMeta(TransferStrategyConformance):
 class TestContent(TransferStrategyConformance):
     def make_strategy(self):
         return ContentTransfer(TwoTower(dim=8, optim={"epochs": 3, "batch_size": 256, "progress": False}))
+
+
+class TestSourceProfile(TransferStrategyConformance):
+    def make_strategy(self):
+        from crossrec.models.source_profile import ProfileKernelRidge
+
+        return SourceProfile(ProfileKernelRidge(lam=3.0))
+
+
+class TestSourceProfileUserKNN(TransferStrategyConformance):
+    def make_strategy(self):
+        from crossrec.models.source_profile import LinkedUserKNN
+
+        return SourceProfile(LinkedUserKNN())
 
 
 COVERED = {
