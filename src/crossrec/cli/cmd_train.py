@@ -25,7 +25,7 @@ _KEEP_MODELS = typer.Option(
 def _run(experiment: Path, mode: str, strategy: str | None, search: bool, keep_models: bool) -> None:
     from crossrec.data.outputs import OutputFolderError
     from crossrec.experiment.config import ExperimentFileError, load_experiment
-    from crossrec.experiment.runner import run_experiment
+    from crossrec.experiment.runner import decided_on, run_experiment
     from crossrec.transfer.base import TransferNotPossibleError
 
     console = Console()
@@ -61,6 +61,8 @@ def _run(experiment: Path, mode: str, strategy: str | None, search: bool, keep_m
         console.print(guard.describe())
     if result.guards:
         console.print(f"kept (best on validation of what the guards kept): {result.kept}")
+    if result.data is not None:
+        console.print(f"decided on: {decided_on(result.data.split)['description']}")
     size = json.loads((result.run_dir / "results.json").read_text()).get("size_bytes", 0)
     console.print(f"results: {result.run_dir / 'results.json'} (run folder {size / 1e6:.1f} MB)")
 

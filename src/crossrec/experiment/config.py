@@ -114,10 +114,22 @@ class DataConfig(_Strict):
 class SplitConfig(_Strict):
     """How the target's interactions are split (train / valid / test)."""
 
-    protocol: Literal["random", "leave_one_out", "temporal", "cold_start"] = "random"
+    protocol: Literal["random", "leave_one_out", "temporal", "cold_start", "cold_users"] = Field(
+        "random",
+        description="cold_start: cold users keep n_train training interactions; cold_users: a share of "
+        "the users linked to a source keep none (all their target interactions held out), and "
+        "selection, the guard and the test figures are on those users.",
+    )
     ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)
     n_train: int = Field(2, ge=1, description="cold_start: training interactions left to cold users.")
-    fraction: float = Field(0.2, gt=0, le=1, description="cold_start: share of users made cold.")
+    fraction: float = Field(
+        0.2, gt=0, le=1, description="cold_start / cold_users: share of (linked) users made cold."
+    )
+    holdout: Literal["users", "interactions"] = Field(
+        "users",
+        description="cold_users: cold users split into disjoint validation and test users ('users'), "
+        "or each cold user's interactions half to validation, half to test ('interactions').",
+    )
 
 
 class ModelConfig(_Strict):

@@ -24,6 +24,7 @@ from crossrec.experiment.config import ExperimentConfig
 from crossrec.experiment.search import SearchResult, apply_params, tune
 from crossrec.models.base import Recommender
 from crossrec.selection import select
+from crossrec.splitting.cold_users import user_cold_start_split
 from crossrec.splitting.splits import (
     Split,
     cold_start_split,
@@ -178,7 +179,21 @@ def make_split(config: ExperimentConfig, target: Domain) -> Split:
         return leave_one_out_split(*args, seed=config.seed)
     if s.protocol == "temporal":
         return temporal_split(*args, ratios=s.ratios, seed=config.seed)
+    if s.protocol == "cold_users":
+        raise ValueError("split.protocol = 'cold_users' needs the user links: prepare() builds that split")
     return cold_start_split(*args, n_train=s.n_train, fraction=s.fraction, seed=config.seed)
+
+
+def decided_on(split: Split) -> dict[str, Any]:
+    """Which users validation (selection and the guard) judges on, for the run record and report."""
+    users = int(len(np.unique(split.valid.user)))
+    if split.allows_cold_users:
+        return {
+            "slice": "cold users",
+            "users": users,
+            "description": f"validation of {users} cold users (linked to a source, no target training data)",
+        }
+    return {"slice": "all users", "users": users, "description": f"validation of {users} users"}
 
 
 def prepare(config: ExperimentConfig, *, links_required: bool = True) -> TransferData:
@@ -187,10 +202,11 @@ def prepare(config: ExperimentConfig, *, links_required: bool = True) -> Transfe
     ``links_required`` (default) refuses a data section that does not say how sources are linked
     (``link_items`` / ``link_users``); target-only training passes ``False`` (it reads no link).
     """
-    if links_required:
+    cold_users = config.split.protocol == "cold_users"
+    if links_required or cold_users:
         config.data.require_links()
     target, sources, item_links, user_links = load_domains(config)
-    split = make_split(config, target)
+    split = _cold_users_split(config, target, user_links) if cold_users else make_split(config, target)
     weights = [config.data.source_weights.get(s.name, 1.0) for s in sources]
     unknown = set(config.data.source_weights) - {s.name for s in sources}
     if unknown:
@@ -207,6 +223,29 @@ def prepare(config: ExperimentConfig, *, links_required: bool = True) -> Transfe
         link_users=user_links,
         seed=config.seed,
     )
+
+
+def _cold_users_split(config: ExperimentConfig, target: Domain, user_links: list[Links | None]) -> Split:
+    """``split.protocol = "cold_users"``: a seeded share of the users linked to any source keeps no
+    target training data; the run trains on the warm users and selects, guards and tests on the
+    cold ones (:meth:`~crossrec.splitting.UserColdSplit.served_split`)."""
+    linked = [links.target for links in user_links if links is not None and len(links.target)]
+    if not linked:
+        raise ValueError(
+            "split.protocol = 'cold_users' makes linked users cold, but no source has user links: set "
+            "data.link_users to 'ids' or 'bundle'"
+        )
+    cold = user_cold_start_split(
+        target.interactions,
+        target.n_users,
+        target.n_items,
+        linked_users=np.unique(np.concatenate(linked)),
+        fraction=config.split.fraction,
+        holdout=config.split.holdout,
+        ratios=config.split.ratios,
+        seed=config.seed,
+    )
+    return cold.served_split()
 
 
 def _new_run_dir(root: Path, name: str) -> Path:
@@ -394,6 +433,7 @@ def run_experiment(
     extra: dict[str, Any] = {
         **fitted.extra,
         "kept": fitted.kept,
+        "decided_on": decided_on(data.split),
         "data": data.describe(),
         "dataset": _describe_data(config, data),
     }

@@ -111,6 +111,30 @@ class UserColdSplit:
             return sp.csr_matrix((self.n_users, self.n_items), dtype=np.float32)
         return self.truth("valid")
 
+    def served_split(self) -> Split:
+        """The split a run on cold users trains, selects and reports on: the warm users' training
+        part, the cold users' validation part and their test part.
+
+        Everything that takes a :class:`Split` (the selection loop, the guard, ``evaluate_model``,
+        run folders) then judges on the cold users: validation ranks exclude nothing they have (they
+        have no history), and test excludes their validation items (``holdout="interactions"``).
+        """
+        return Split(
+            self.split.train,
+            self.cold_valid,
+            self.cold_test,
+            self.n_users,
+            self.n_items,
+            protocol="user_cold_start",
+            seed=self.split.seed,
+            params={
+                "cold_users": True,
+                "holdout": self.holdout,
+                "n_cold_valid_users": int(len(self.valid_users)),
+                "n_cold_test_users": int(len(self.test_users)),
+            },
+        )
+
     def describe(self) -> dict[str, Any]:
         """Protocol, sizes and the warm split's description (for run records)."""
         return {

@@ -66,7 +66,8 @@ class Split:
     ------
     ValueError
         When an index is out of range, or a user has validation/test interactions but no
-        training interaction.
+        training interaction (unless ``params["cold_users"]`` is true: a split that evaluates users
+        known only from a source domain, e.g. :meth:`UserColdSplit.served_split`).
     """
 
     train: Interactions
@@ -87,6 +88,8 @@ class Split:
                 raise ValueError(f"split {name!r}: user index outside [0, {self.n_users})")
             if part.item.min() < 0 or part.item.max() >= self.n_items:
                 raise ValueError(f"split {name!r}: item index outside [0, {self.n_items})")
+        if self.allows_cold_users:
+            return
         has_train = self.train.n_per_user(self.n_users) > 0
         for name in ("valid", "test"):
             held_out_users = np.unique(getattr(self, name).user)
@@ -97,6 +100,11 @@ class Split:
                     f"no training data (user indices {orphans[:5].tolist()}...); drop those users or "
                     "choose a protocol that keeps a training interaction per user"
                 )
+
+    @property
+    def allows_cold_users(self) -> bool:
+        """Whether validation/test may hold users with no training interaction (``params["cold_users"]``)."""
+        return bool(self.params.get("cold_users", False))
 
     def matrix(self, part: str) -> sp.csr_matrix:
         """Binary user x item matrix of ``"train"``, ``"valid"`` or ``"test"``."""
