@@ -21,6 +21,7 @@ import torch
 
 from crossrec.metrics.accuracy import accuracy_metrics, parse_metric_names
 from crossrec.ranking import FactorScorer, Scorer, dense_top_k, rank_users, tie_salts, to_scratch, top_k
+from crossrec.rerank import Reranker
 
 __all__ = [
     "DEFAULT_KS",
@@ -94,6 +95,7 @@ def evaluate_ranking(
     users: np.ndarray | None = None,
     sampled_negatives: int | None = None,
     seed: int = 0,
+    rerank: Reranker | None = None,
 ) -> RankingResult:
     """Rank all items for every user with test items and compute per-user metrics.
 
@@ -122,6 +124,10 @@ def evaluate_ranking(
     seed
         Seed of the negative sampling and of the tie-breaking (``None`` is not accepted here:
         evaluation never lets item numbering decide ties).
+    rerank
+        A :mod:`crossrec.rerank` stage: each batch's lists are re-ranked from the model's top
+        ``rerank.candidates`` (per-user metrics are then those of the re-ranked lists). Not with
+        ``sampled_negatives``.
 
     Raises
     ------
@@ -144,6 +150,8 @@ def evaluate_ranking(
         raise ValueError(f"batch_size must be positive, got {batch_size}")
     if sampled_negatives is not None and sampled_negatives <= 0:
         raise ValueError(f"sampled_negatives must be positive, got {sampled_negatives}")
+    if rerank is not None and sampled_negatives is not None:
+        raise ValueError("rerank works on full rankings: drop sampled_negatives or the re-ranker")
     n_relevant_all = np.diff(truth.indptr)
     candidates = np.flatnonzero(n_relevant_all > 0)
     if users is not None:
@@ -170,7 +178,8 @@ def evaluate_ranking(
         flat_truth = _flat_positions(truth_rows, start, stop, n_items)
         batch_users = candidates[start:stop]
         if sampled_negatives is None:
-            _, items = rank_users(
+            ranker = rank_users if rerank is None else rerank.rank_users
+            _, items = ranker(
                 scorer, batch_users, k, batch_exclude, n_items=n_items, seed=seed, workspace=workspace
             )
         else:
