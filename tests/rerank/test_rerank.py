@@ -69,7 +69,7 @@ def test_strength_zero_is_exactly_plain_top_k(world, index):
     truth = truth - truth.multiply(exclude > 0)
     truth.eliminate_zeros()
     base = evaluate_ranking(scorer, truth, exclude, ks=(5, 10))
-    again = evaluate_ranking(scorer, truth, exclude, ks=(5, 10), rerank=reranker)
+    again = evaluate_ranking(scorer, truth, exclude, ks=(5, 10), ranker=reranker.rank_users)
     np.testing.assert_array_equal(again.recommendations, base.recommendations)
     assert again.per_user.equals(base.per_user)
 
@@ -120,6 +120,7 @@ def test_calibration_divergence_falls_as_strength_rises(world):
         _, items = reranker.rank_users(scorer, users, 10, history, n_items=N_ITEMS)
         counts = np.stack([np.bincount(world["categories"][row], minlength=N_CATEGORIES) for row in items])
         means.append(np.mean([_kl(mix[u], counts[u]) for u in users]))
+        np.testing.assert_allclose(reranker.miscalibration(users, items, 10).mean(), means[-1])
     assert all(b <= a + 1e-12 for a, b in zip(means, means[1:], strict=False)), means
     assert means[-1] < 0.5 * means[0]
 
@@ -185,7 +186,7 @@ def _reference(reranker, user: int, items: np.ndarray, scores: np.ndarray, k: in
             for i, _ in pool
         }
         order = sorted(range(len(pool)), key=lambda p: (-value[pool[p][0]], p))
-        chosen = [pool[p][0] for p in order[:k]]
+        chosen = [pool[p][0] for p in sorted(order[:k])]  # the chosen set in the model's order
         return chosen + [-1] * (k - len(chosen))
     if isinstance(reranker, Calibration):
         row = world["history"][user].toarray()[0]
@@ -212,7 +213,8 @@ def _reference(reranker, user: int, items: np.ndarray, scores: np.ndarray, k: in
             if value > best_value + 1e-12:  # mathematically tied values: the better-ranked candidate
                 best, best_value = i, value
         chosen.append(best)
-    return chosen + [-1] * (k - len(chosen))
+    in_model_order = [i for i, _ in pool if i in chosen]
+    return in_model_order + [-1] * (k - len(chosen))
 
 
 @pytest.mark.parametrize("strength", [0.2, 0.5, 0.9, 1.0])
@@ -344,5 +346,5 @@ def test_rerank_refuses_sampled_evaluation(world):
             FactorScorer(world["users"], world["items"]),
             truth,
             sampled_negatives=10,
-            rerank=MMR(0.3, item_categories=world["categories"]),
+            ranker=MMR(0.3, item_categories=world["categories"]).rank_users,
         )

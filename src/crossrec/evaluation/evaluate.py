@@ -156,7 +156,7 @@ def evaluate_model(
         users=users,
         sampled_negatives=sampled_negatives,
         seed=seed,
-        rerank=rerank,
+        ranker=None if rerank is None else rerank.rank_users,
     )
     return _finish(
         ranking.per_user,

@@ -10,7 +10,7 @@ it; full ranking is the default and the honest number.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +21,6 @@ import torch
 
 from crossrec.metrics.accuracy import accuracy_metrics, parse_metric_names
 from crossrec.ranking import FactorScorer, Scorer, dense_top_k, rank_users, tie_salts, to_scratch, top_k
-from crossrec.rerank import Reranker
 
 __all__ = [
     "DEFAULT_KS",
@@ -95,7 +94,7 @@ def evaluate_ranking(
     users: np.ndarray | None = None,
     sampled_negatives: int | None = None,
     seed: int = 0,
-    rerank: Reranker | None = None,
+    ranker: Callable[..., tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> RankingResult:
     """Rank all items for every user with test items and compute per-user metrics.
 
@@ -124,10 +123,10 @@ def evaluate_ranking(
     seed
         Seed of the negative sampling and of the tie-breaking (``None`` is not accepted here:
         evaluation never lets item numbering decide ties).
-    rerank
-        A :mod:`crossrec.rerank` stage: each batch's lists are re-ranked from the model's top
-        ``rerank.candidates`` (per-user metrics are then those of the re-ranked lists). Not with
-        ``sampled_negatives``.
+    ranker
+        Replaces :func:`crossrec.ranking.rank_users` for each batch (same signature and return), e.g.
+        a :mod:`crossrec.rerank` stage's ``rank_users``: per-user metrics are then those of its
+        lists. Not with ``sampled_negatives``.
 
     Raises
     ------
@@ -150,8 +149,8 @@ def evaluate_ranking(
         raise ValueError(f"batch_size must be positive, got {batch_size}")
     if sampled_negatives is not None and sampled_negatives <= 0:
         raise ValueError(f"sampled_negatives must be positive, got {sampled_negatives}")
-    if rerank is not None and sampled_negatives is not None:
-        raise ValueError("rerank works on full rankings: drop sampled_negatives or the re-ranker")
+    if ranker is not None and sampled_negatives is not None:
+        raise ValueError("a ranker (re-ranking) works on full rankings: drop sampled_negatives or the ranker")
     n_relevant_all = np.diff(truth.indptr)
     candidates = np.flatnonzero(n_relevant_all > 0)
     if users is not None:
@@ -178,8 +177,7 @@ def evaluate_ranking(
         flat_truth = _flat_positions(truth_rows, start, stop, n_items)
         batch_users = candidates[start:stop]
         if sampled_negatives is None:
-            ranker = rank_users if rerank is None else rerank.rank_users
-            _, items = ranker(
+            _, items = (ranker or rank_users)(
                 scorer, batch_users, k, batch_exclude, n_items=n_items, seed=seed, workspace=workspace
             )
         else:

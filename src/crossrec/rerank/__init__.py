@@ -10,7 +10,8 @@ lists, exactly). All work on whole batches of users.
 * :class:`RerankConfig`: validated ``(method, strength, candidates)``; ``build(...)`` makes the stage;
 * every re-ranker ranks like :mod:`crossrec.ranking`: :meth:`Reranker.rank_users`,
   :meth:`Reranker.recommend`, :meth:`Reranker.rerank_scores`; evaluation takes one with
-  ``crossrec.metrics.evaluate_ranking(..., rerank=...)``;
+  ``crossrec.evaluation.evaluate_model(..., rerank=...)`` or
+  ``crossrec.metrics.evaluate_ranking(..., ranker=reranker.rank_users)``;
 * :func:`plot_frontier`: the accuracy-diversity frontier as a matplotlib figure.
 """
 

@@ -7,9 +7,15 @@ the plain top-k lists unchanged, ``1`` ignores relevance within the pool.
 
 Relevance inside the pool is the min-max normalised score ``(s - min) / (max - min)`` over the user's
 admissible candidates (all ``1`` when they tie), so that a strength means the same for models whose
-scores live on different scales. Greedy re-rankers choose one position at a time for every user of
-the batch at once (a loop over the ``k`` positions, array operations across users and candidates);
-ties go to the better-ranked candidate, so the seeded tie order of the ranking kernel is kept.
+scores live on different scales. Greedy re-rankers choose one item at a time for every user of the
+batch at once (a loop over the ``k`` positions, array operations across users and candidates); ties
+go to the better-ranked candidate, so the seeded tie order of the ranking kernel is kept.
+
+The chosen *set* is returned in the model's order (by score). Intra-list diversity, calibration and
+coverage are properties of the set, while NDCG rewards putting the most relevant items first, so
+the set in score order buys the same diversity for less NDCG than the greedy pick order. Metrics at
+a cut-off below the list length therefore see the best-scored part of the longer list, not a shorter
+re-ranked list.
 """
 
 from __future__ import annotations
@@ -118,6 +124,9 @@ class Reranker(ABC):
             valid = items[start:stop] >= 0
             relevance = pool_relevance(scores[start:stop], valid)
             positions = self._select(users[start:stop], items[start:stop], relevance, valid, width)
+            # the chosen set in the model's order (pool order: score, then the kernel's tie order)
+            positions = np.sort(np.where(positions >= 0, positions, items.shape[1]), axis=1)
+            positions[positions == items.shape[1]] = -1
             chosen = np.take_along_axis(items[start:stop], np.maximum(positions, 0), axis=1)
             out[start:stop, :width] = np.where(positions >= 0, chosen, -1)
         return out

@@ -83,6 +83,27 @@ class Calibration(GreedyReranker):
             )
         return self._target[users]
 
+    def miscalibration(self, users: np.ndarray, recommendations: np.ndarray, k: int) -> np.ndarray:
+        """Per user: ``KL(p || q~)`` of the top-``k`` of ``recommendations`` (``-1`` slots ignored;
+        0 for users without history or with an empty list): Steck's miscalibration."""
+        if k <= 0:
+            raise ValueError(f"k must be positive, got {k}")
+        target = self.target_mix(users)
+        top = np.asarray(recommendations)[:, :k]
+        self._check_items(top)
+        filled = top >= 0
+        counts = np.zeros_like(target)
+        rows = np.repeat(np.arange(len(top)), filled.sum(axis=1))
+        np.add.at(counts, (rows, self.item_categories[top[filled]]), 1.0)
+        size = counts.sum(axis=1, keepdims=True)
+        mix = np.divide(counts, size, out=np.zeros_like(counts), where=size > 0)
+        smoothed = (1 - self.smoothing) * mix + self.smoothing * target
+        present = target > 0
+        terms = np.where(
+            present, target * np.log(np.where(present, target / np.where(present, smoothed, 1), 1)), 0
+        )
+        return np.where(size[:, 0] > 0, terms.sum(axis=1), 0.0)
+
     def _check_items(self, items: np.ndarray) -> None:
         check_pool_items(items, len(self.item_categories), "Calibration's item categories")
 
