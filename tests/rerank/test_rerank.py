@@ -348,3 +348,19 @@ def test_rerank_refuses_sampled_evaluation(world):
             sampled_negatives=10,
             ranker=MMR(0.3, item_categories=world["categories"]).rank_users,
         )
+
+
+def test_build_for_reads_popularity_and_history_from_the_training_matrix(world):
+    train = world["history"]
+    penalty = RerankConfig(method="popularity", strength=0.4).build_for(train)
+    np.testing.assert_allclose(penalty.item_popularity, np.asarray(abs(train).sum(axis=0)).ravel())
+    calibration = RerankConfig(method="calibration", strength=0.4).build_for(
+        train, item_categories=world["categories"]
+    )
+    users = np.arange(3)
+    counts = np.stack(
+        [np.bincount(world["categories"][train[u].indices], minlength=N_CATEGORIES) for u in users]
+    )
+    np.testing.assert_allclose(calibration.target_mix(users), counts / counts.sum(axis=1, keepdims=True))
+    with pytest.raises(ValueError, match="needs item_categories"):
+        RerankConfig(method="mmr", strength=0.4).build_for(train)

@@ -98,6 +98,28 @@ class RerankConfig(BaseModel):
         _need(item_popularity, "item_popularity (training interactions per item)", where)
         return PopularityPenalty(self.strength, item_popularity=item_popularity, candidates=self.candidates)
 
+    def build_for(
+        self,
+        train: sp.spmatrix,
+        *,
+        item_categories: np.ndarray | None = None,
+        item_embeddings: np.ndarray | None = None,
+    ) -> Reranker:
+        """The re-ranker for a model trained on ``train`` (users x items): the popularity penalty
+        reads its column sums and calibration its rows; categories and embeddings come from the
+        target domain (e.g. a genre column factorised) or the model (its item vectors).
+
+        This is the one call an experiment file's ``[rerank]`` table needs:
+        ``RerankConfig.model_validate(table).build_for(split.matrix("train"), item_categories=...)``.
+        """
+        train = sp.csr_matrix(train)
+        return self.build(
+            item_categories=item_categories,
+            item_embeddings=item_embeddings,
+            item_popularity=np.asarray(abs(train).sum(axis=0)).ravel(),
+            history=train,
+        )
+
     @property
     def label(self) -> str:
         """``"mmr"``, ``"mmr-embedding"``, ``"calibration"`` or ``"popularity"``."""
