@@ -22,6 +22,7 @@ from crossrec.metrics import beyond
 from crossrec.metrics.accuracy import accuracy_metrics, parse_metric_names, rating_errors
 from crossrec.metrics.ranking import DEFAULT_KS, DEFAULT_METRICS, Scorer, evaluate_ranking, hit_matrix
 from crossrec.metrics.significance import bootstrap_mean_ci, holm, wilcoxon_p
+from crossrec.rerank import Reranker
 from crossrec.splitting.splits import Split
 
 __all__ = [
@@ -106,6 +107,7 @@ def evaluate_model(
     users: np.ndarray | None = None,
     batch_size: int | None = None,
     seed: int = 0,
+    rerank: Reranker | None = None,
 ) -> ModelEvaluation:
     """Full-ranking evaluation of ``scorer`` on ``part`` of ``split``.
 
@@ -140,6 +142,8 @@ def evaluate_model(
         Evaluate only these users.
     batch_size, seed
         Users scored per batch; seed of negative sampling.
+    rerank
+        Optional :mod:`crossrec.rerank` stage: every metric is then that of the re-ranked lists.
     """
     started = time.perf_counter()
     ranking = evaluate_ranking(
@@ -152,6 +156,7 @@ def evaluate_model(
         users=users,
         sampled_negatives=sampled_negatives,
         seed=seed,
+        ranker=None if rerank is None else rerank.rank_users,
     )
     return _finish(
         ranking.per_user,

@@ -10,7 +10,7 @@ it; full ranking is the default and the honest number.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -94,6 +94,7 @@ def evaluate_ranking(
     users: np.ndarray | None = None,
     sampled_negatives: int | None = None,
     seed: int = 0,
+    ranker: Callable[..., tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> RankingResult:
     """Rank all items for every user with test items and compute per-user metrics.
 
@@ -122,6 +123,10 @@ def evaluate_ranking(
     seed
         Seed of the negative sampling and of the tie-breaking (``None`` is not accepted here:
         evaluation never lets item numbering decide ties).
+    ranker
+        Replaces :func:`crossrec.ranking.rank_users` for each batch (same signature and return), e.g.
+        a :mod:`crossrec.rerank` stage's ``rank_users``: per-user metrics are then those of its
+        lists. Not with ``sampled_negatives``.
 
     Raises
     ------
@@ -144,6 +149,8 @@ def evaluate_ranking(
         raise ValueError(f"batch_size must be positive, got {batch_size}")
     if sampled_negatives is not None and sampled_negatives <= 0:
         raise ValueError(f"sampled_negatives must be positive, got {sampled_negatives}")
+    if ranker is not None and sampled_negatives is not None:
+        raise ValueError("a ranker (re-ranking) works on full rankings: drop sampled_negatives or the ranker")
     n_relevant_all = np.diff(truth.indptr)
     candidates = np.flatnonzero(n_relevant_all > 0)
     if users is not None:
@@ -170,7 +177,7 @@ def evaluate_ranking(
         flat_truth = _flat_positions(truth_rows, start, stop, n_items)
         batch_users = candidates[start:stop]
         if sampled_negatives is None:
-            _, items = rank_users(
+            _, items = (ranker or rank_users)(
                 scorer, batch_users, k, batch_exclude, n_items=n_items, seed=seed, workspace=workspace
             )
         else:
