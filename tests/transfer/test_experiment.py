@@ -137,3 +137,19 @@ def test_cli_train_and_impossible_strategy(tmp_path):
     result = runner.invoke(app, ["transfer", str(_write(tmp_path, "mapping", "{}")), "--no-search"])
     assert result.exit_code == 2
     assert "no source has users linked" in result.output and "joint" in result.output
+
+
+@pytest.mark.parametrize("strength", [0.0, 0.8])
+def test_a_rerank_table_adds_re_ranked_rows(tmp_path, strength):
+    from crossrec.experiment.runner import run_experiment
+
+    path = _write(
+        tmp_path, extra=f'\n[rerank]\nmethod = "popularity"\nstrength = {strength}\ncandidates = 50\n'
+    )
+    result = run_experiment(load_experiment(path))
+    assert {"target_only+rerank", "transfer+rerank"} <= set(result.summary)
+    plain, reranked = result.summary["transfer"], result.summary["transfer+rerank"]
+    if strength == 0:  # strength 0 is the plain top-k, exactly
+        assert reranked["ndcg@10"] == plain["ndcg@10"] and reranked["coverage@10"] == plain["coverage@10"]
+    else:  # the popularity penalty recommends more of the catalogue
+        assert reranked["coverage@10"] > plain["coverage@10"]

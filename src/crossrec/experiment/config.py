@@ -41,6 +41,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from crossrec.rerank import RerankConfig
+
 __all__ = [
     "DataConfig",
     "EvaluationConfig",
@@ -250,6 +252,11 @@ class ExperimentConfig(_Strict):
         "(instead of [model] and a [transfer] strategy).",
     )
     search: SearchConfig | None = None
+    rerank: RerankConfig | None = Field(
+        None,
+        description="Also evaluate every model's lists re-ranked for diversity (rows '<model>+rerank'), "
+        "e.g. { method = 'mmr', strength = 0.3 } (mmr and calibration use [evaluation] item_categories).",
+    )
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
 
     @model_validator(mode="after")

@@ -430,6 +430,19 @@ def run_experiment(
         )  # fmt: skip
         for key, model in fitted.models.items()
     }
+    if config.rerank is not None:
+        stage = config.rerank.build_for(data.train, item_categories=categories)
+        for key, model in fitted.models.items():
+            evaluations[f"{key}+rerank"] = evaluate_model(
+                model.scorer(),
+                data.split,
+                part="test",
+                metrics=config.evaluation.metrics,
+                ks=config.evaluation.ks,
+                item_categories=categories,
+                rerank=stage,
+                seed=config.seed,
+            )
     extra: dict[str, Any] = {
         **fitted.extra,
         "kept": fitted.kept,
