@@ -21,7 +21,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-
 from crossrec.data.builtin import load_movielens_cdr
 from crossrec.splitting import random_split
 from crossrec.transfer.links import Links

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
+
 from _data import Histories, RatioPair, SequencePair
 from _models import (
     Scorer,

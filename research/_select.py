@@ -16,10 +16,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
-from _models import Scorer
-
 from crossrec.metrics.ranking import evaluate_ranking
 from crossrec.metrics.significance import paired_bootstrap_ci
+
+from _models import Scorer
 
 SEED = 2022
 

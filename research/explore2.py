@@ -1,20 +1,31 @@
-import os, sys, time
+import sys
+
 sys.path.insert(0, "research")
-import numpy as np, scipy.sparse as sp
-from _data import load_movielens, keep_fraction
+import numpy as np
+import scipy.sparse as sp
+
+from _data import keep_fraction, load_movielens
 from _families import SourceCache
-from _models import ease_weights, per_user_max_normalise, dense_scorer, item_counts, cosine_knn_weights
-from _select import ranking_metrics, halves
+from _models import cosine_knn_weights, dense_scorer, ease_weights, item_counts, per_user_max_normalise
+from _select import halves, ranking_metrics
 
 pair = load_movielens()
 cache = SourceCache(pair)
 S = pair.source_in_target_items().astype(np.float64)
 n_s = np.asarray(S.sum(1)).ravel()
+
+
 def ev(scores, kept):
     _, v, _ = ranking_metrics(dense_scorer(scores), pair.valid, kept)
     return v
+
+
 weights = {}
-for name, rowscale in (("raw", None), ("isqrt", 1/np.sqrt(np.maximum(n_s,1))), ("inv", 1/np.maximum(n_s,1))):
+for name, rowscale in (
+    ("raw", None),
+    ("isqrt", 1 / np.sqrt(np.maximum(n_s, 1))),
+    ("inv", 1 / np.maximum(n_s, 1)),
+):
     M = S if rowscale is None else sp.diags(rowscale) @ S
     G = (M.T @ M).toarray()
     scale = np.trace(G) / len(G)
@@ -33,6 +44,8 @@ for name, W in weights.items():
     E = per_user_max_normalise(E.toarray() if sp.issparse(E) else np.asarray(E))
     line = []
     for w in (0.5, 1.0, 2.0, 4.0):
-        v = ev(E + w * Pt, kept); line.append(f"w{w}: {v[a].mean():.4f}/{v[b].mean():.4f}")
-    v = ev(E + 1.0 * Pt + 0.5 * L, kept); line.append(f"w1+L.5: {v[a].mean():.4f}/{v[b].mean():.4f}")
+        v = ev(E + w * Pt, kept)
+        line.append(f"w{w}: {v[a].mean():.4f}/{v[b].mean():.4f}")
+    v = ev(E + 1.0 * Pt + 0.5 * L, kept)
+    line.append(f"w1+L.5: {v[a].mean():.4f}/{v[b].mean():.4f}")
     print(f"f={f} {name:22s} " + "  ".join(line), flush=True)

@@ -1,19 +1,26 @@
-import os, sys, time
+import sys
+
 sys.path.insert(0, "research")
-import numpy as np, scipy.sparse as sp
-from _data import load_movielens, keep_fraction
+import numpy as np
+
+from _data import keep_fraction, load_movielens
 from _families import SourceCache
-from _models import ease_weights, per_user_max_normalise, dense_scorer, item_counts, cosine_knn_weights
-from _select import ranking_metrics, halves
+from _models import dense_scorer, ease_weights, item_counts, per_user_max_normalise
+from _select import halves, ranking_metrics
 
 pair = load_movielens()
 cache = SourceCache(pair)
 S = pair.source_in_target_items().astype(np.float64)
-G = (S.T @ S).toarray(); scale = np.trace(G) / len(G)
+G = (S.T @ S).toarray()
+scale = np.trace(G) / len(G)
 Ps = np.log1p(item_counts(S))[None]
+
+
 def ev(scores, kept):
     _, v, _ = ranking_metrics(dense_scorer(scores), pair.valid, kept)
     return v
+
+
 for f in (0.05, 0.1):
     kept = keep_fraction(pair.train, f)
     a, b = halves(int((np.diff(pair.valid.indptr) > 0).sum()))
@@ -27,7 +34,8 @@ for f in (0.05, 0.1):
         for label, X in (("max", E), ("z", Ez)):
             line = []
             for w, v in ((1, 0), (1, 0.5), (1, 1), (2, 0.5), (2, 1), (0.3, 0.3) if label == "z" else (4, 2)):
-                s = ev(X + w * Pt - v * Ps, kept); line.append(f"w{w}v{v}: {s[a].mean():.4f}/{s[b].mean():.4f}")
+                s = ev(X + w * Pt - v * Ps, kept)
+                line.append(f"w{w}v{v}: {s[a].mean():.4f}/{s[b].mean():.4f}")
             print(f"f={f} l2x{l2f} {label} " + "  ".join(line), flush=True)
         # user-adaptive weight
         for m in (2, 5, 10):
