@@ -46,11 +46,12 @@ from crossrec.data.builtin import load_movielens_cdr
 from crossrec.evaluation.efficiency import keep_training_fraction, parse_fractions
 from crossrec.metrics.ranking import evaluate_ranking
 from crossrec.metrics.significance import paired_bootstrap_ci
-from crossrec.models import BPRMF, EASE, ItemKNN, Popularity, PopularityBlend, UserKNN
+from crossrec.models import BPRMF, EASE, ItemKNN, Popularity, PopularityBlend, ProfileKernelRidge, UserKNN
 from crossrec.splitting import Split, random_split
 from crossrec.transfer import (
     Joint,
     PopularityBlendTransfer,
+    SourceProfile,
     TargetOnly,
     TransferData,
     TransferNotPossibleError,
@@ -135,6 +136,11 @@ def families(item_linked: bool) -> dict[str, tuple[str, list[TransferStrategy]]]
                 for d in (1.0, 3.0)
                 for k in (200, 500)
                 for w in (0.03, 0.1)
+            ],
+            "source_profile_kernel_ridge": [
+                SourceProfile(ProfileKernelRidge(lam=lam, weighting="idf", popularity_exponent=g))
+                for lam in (0.3, 1.0, 3.0, 10.0)
+                for g in (0.0, 0.1)
             ],
         }
     out = {name: ("target", grid) for name, grid in target.items()}
@@ -224,7 +230,12 @@ def load_pair(name: str) -> Pair:
         source, target = load_movielens_cdr()
         split = random_split(target.interactions, target.n_users, target.n_items, seed=SEED)
         return Pair(
-            name, split, lambda s: TransferData.from_domains(target, s, [source], seed=SEED), item_linked=True
+            name,
+            split,
+            lambda s: TransferData.from_domains(
+                target, s, [source], link_items="ids", link_users=None, seed=SEED
+            ),
+            item_linked=True,
         )
     source_name, _, target_name = name.partition("->")
     if not DATA.is_dir():
