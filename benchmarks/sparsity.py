@@ -20,7 +20,8 @@ issue 15 names; ``kept`` is true on the one row per point the guard kept. ``poin
 point's selection record (guard interval on half B, what was kept and its gain).
 
 Run: ``OMP_NUM_THREADS=1 nice -n 5 .venv/bin/python benchmarks/sparsity.py``
-(``--pairs movielens-cdr --fractions 0.05,1`` for a subset; ``--quick``: movielens-cdr at 0.05 and 1).
+(``--pairs movielens-cdr --fractions 0.05,1`` for a subset; ``--quick``: movielens-cdr at 0.05 and 1;
+``--source-profile`` adds the slow source_profile kernel-ridge family on the Amazon pairs).
 """
 
 from __future__ import annotations
@@ -92,7 +93,9 @@ def bpr(**optim: Any) -> BPRMF:
     return BPRMF(dim=64, optim=settings | optim)
 
 
-def families(item_linked: bool) -> dict[str, tuple[str, list[TransferStrategy]]]:
+def families(
+    item_linked: bool, source_profile: bool = False
+) -> dict[str, tuple[str, list[TransferStrategy]]]:
     """Family name -> (``"target"`` or ``"transfer"``, its configurations, at most ``BUDGET``)."""
     target: dict[str, list[TransferStrategy]] = {
         "popularity": [TargetOnly(Popularity())],
@@ -137,12 +140,13 @@ def families(item_linked: bool) -> dict[str, tuple[str, list[TransferStrategy]]]
                 for k in (200, 500)
                 for w in (0.03, 0.1)
             ],
-            "source_profile_kernel_ridge": [
+        }
+        if source_profile:  # opt-in: 8 dense n_users^2 factorisations per point (750 s on sport->cloth)
+            transfer["source_profile_kernel_ridge"] = [
                 SourceProfile(ProfileKernelRidge(lam=lam, weighting="idf", popularity_exponent=g))
                 for lam in (0.3, 1.0, 3.0, 10.0)
                 for g in (0.0, 0.1)
-            ],
-        }
+            ]
     out = {name: ("target", grid) for name, grid in target.items()}
     out |= {name: ("transfer", grid) for name, grid in transfer.items()}
     for name, (_, grid) in out.items():
@@ -249,7 +253,7 @@ def load_pair(name: str) -> Pair:
     return Pair(name, split, make_data, item_linked=False)
 
 
-def run_point(pair: Pair, fraction: float) -> tuple[list[dict], dict]:
+def run_point(pair: Pair, fraction: float, source_profile: bool = False) -> tuple[list[dict], dict]:
     started = time.perf_counter()
     sparse = keep_training_fraction(pair.split, fraction, seed=SEED)
     valid, test = sparse.matrix("valid"), sparse.matrix("test")
@@ -267,7 +271,7 @@ def run_point(pair: Pair, fraction: float) -> tuple[list[dict], dict]:
 
     searched: dict[str, Searched] = {}
     skipped: dict[str, str] = {}
-    for name, (kind, grid) in families(pair.item_linked).items():
+    for name, (kind, grid) in families(pair.item_linked, source_profile).items():
         outcome = search(name, kind, grid, data, valid, half_a)
         if isinstance(outcome, str):
             skipped[name] = outcome
@@ -350,6 +354,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--pairs", default=",".join(PAIRS), help=f"comma-separated, from {PAIRS}")
     parser.add_argument("--fractions", default=",".join(f"{f:g}" for f in FRACTIONS))
     parser.add_argument("--quick", action="store_true", help="movielens-cdr at 0.05 and 1 only")
+    parser.add_argument(
+        "--source-profile",
+        action="store_true",
+        help="add the source_profile kernel-ridge family on user-linked pairs (slow on sport->cloth)",
+    )
     parser.add_argument("--name", default="sparsity", help="results file name (benchmarks/results/NAME.json)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
@@ -365,7 +374,7 @@ def main(argv: list[str] | None = None) -> None:
         pair = load_pair(name)
         _log(f"{name}: {pair.split.n_users:,} users x {pair.split.n_items:,} items")
         for fraction in fractions:
-            new_rows, point = run_point(pair, fraction)
+            new_rows, point = run_point(pair, fraction, args.source_profile)
             rows += new_rows
             points.append(point)
             pair_seconds[name] = round(time.perf_counter() - pair_started, 1)

@@ -11,7 +11,6 @@ from crossrec.metrics.ranking import evaluate_ranking
 from crossrec.models import BPRMF, EASE, ItemKNN, Popularity, PopularityBlend, Recommender, UserKNN
 from crossrec.splitting.splits import Split
 from crossrec.testing.models import RecommenderConformance
-from crossrec.testing.transfer import TransferStrategyConformance
 from crossrec.transfer import (
     STRATEGY_REGISTRY,
     Links,
@@ -41,16 +40,6 @@ class TestUserKNN(RecommenderConformance):
     @classmethod
     def make_model(cls, seed: int = 0):
         return UserKNN(k=10, popularity_weight=0.01, block_size=5)
-
-
-class TestPopularityBlendEASEConformance(TransferStrategyConformance):
-    def make_strategy(self):
-        return PopularityBlendTransfer(EASE(reg=10.0), domain_weight=0.5, popularity_weight=0.5)
-
-
-class TestPopularityBlendUserKNNConformance(TransferStrategyConformance):
-    def make_strategy(self):
-        return PopularityBlendTransfer(UserKNN(k=10), domain_weight=1.0, popularity_weight=0.1)
 
 
 def _interactions(matrix: np.ndarray) -> Interactions:
