@@ -106,6 +106,22 @@ class TestSourceProfileUserKNN(TransferStrategyConformance):
         return SourceProfile(LinkedUserKNN())
 
 
+class TestPopularityBlendEASE(TransferStrategyConformance):
+    def make_strategy(self):
+        from crossrec.models import EASE
+        from crossrec.transfer import PopularityBlendTransfer
+
+        return PopularityBlendTransfer(EASE(reg=10.0), domain_weight=0.5, popularity_weight=0.5)
+
+
+class TestPopularityBlendUserKNN(TransferStrategyConformance):
+    def make_strategy(self):
+        from crossrec.models import UserKNN
+        from crossrec.transfer import PopularityBlendTransfer
+
+        return PopularityBlendTransfer(UserKNN(k=10), domain_weight=1.0, popularity_weight=0.1)
+
+
 COVERED = {
     case().make_strategy().name
     for case in list(globals().values())

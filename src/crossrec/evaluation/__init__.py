@@ -12,6 +12,7 @@ Typical use::
     write_run("runs/mf", {"mf": evaluation}, split=split, config=config)
 """
 
+from crossrec.evaluation.efficiency import efficiency_curve, keep_training_fraction, parse_fractions
 from crossrec.evaluation.evaluate import (
     ModelEvaluation,
     RatingPredictor,
@@ -83,6 +84,7 @@ __all__ = [
     "compare_runs",
     "evaluate_model",
     "evaluate_ranking",
+    "efficiency_curve",
     "evaluate_recommendations",
     "gini_index",
     "head_items",
@@ -90,6 +92,7 @@ __all__ = [
     "holm",
     "intra_list_diversity_categories",
     "intra_list_diversity_embeddings",
+    "keep_training_fraction",
     "leave_one_out_split",
     "load_run",
     "long_tail_share",
@@ -97,6 +100,7 @@ __all__ = [
     "novelty",
     "paired_bootstrap_ci",
     "per_user_metric",
+    "parse_fractions",
     "parse_metric_names",
     "predefined_split",
     "random_split",

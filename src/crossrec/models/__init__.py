@@ -1,8 +1,9 @@
 """crossrec.models: one small :class:`Recommender` interface and its implementations.
 
-Target-only baselines: :class:`Popularity`, :class:`ItemKNN`, :class:`EASE`; for users known only by
-their source-domain profile: :class:`LinkedUserKNN` and :class:`ProfileKernelRidge`; gradient-trained
-embedding models: :class:`BPRMF`, :class:`LightGCN` (and the two-tower hybrid in
+Target-only baselines: :class:`Popularity`, :class:`ItemKNN`, :class:`EASE`, :class:`UserKNN` and
+:class:`PopularityBlend` (item-item scores plus log-popularity, for sparse targets); for users known
+only by their source-domain profile: :class:`LinkedUserKNN` and :class:`ProfileKernelRidge`;
+gradient-trained embedding models: :class:`BPRMF`, :class:`LightGCN` (and the two-tower hybrid in
 :mod:`crossrec.models.two_tower`), configured by one ``optim=``
 (:class:`~crossrec.training.optim.OptimConfig`); sequence models in :mod:`crossrec.models.sasrec`,
 :mod:`~crossrec.models.gru4rec` and :mod:`~crossrec.models.markov`. Extra fit inputs go through
@@ -24,7 +25,9 @@ from crossrec.models.item_based import EASE, ItemKNN, ItemSimilarityRecommender
 from crossrec.models.lightgcn import LightGCN, normalized_adjacency
 from crossrec.models.mf import BPRMF
 from crossrec.models.popularity import Popularity
+from crossrec.models.popularity_blend import PopularityBlend
 from crossrec.models.source_profile import LinkedUserKNN, ProfileKernelRidge, SourceProfileRecommender
+from crossrec.models.user_based import UserKNN, user_neighbours
 
 __all__ = [
     "BPRMF",
@@ -41,10 +44,13 @@ __all__ = [
     "LinkedUserKNN",
     "NotFittedError",
     "Popularity",
+    "PopularityBlend",
     "ProfileKernelRidge",
     "Recommender",
     "SourceProfileRecommender",
+    "UserKNN",
     "get_model_class",
     "normalized_adjacency",
     "register_model",
+    "user_neighbours",
 ]

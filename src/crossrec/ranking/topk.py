@@ -180,7 +180,11 @@ def _write_best(cand_values, cand_items, count, k, packed, out_values, out_items
         key = bits[a] ^ ((bits[a] >> 31) & 0x7FFFFFFF)
         low = cand_items[a] if salt < 0 else _mix(cand_items[a] ^ salt)
         packed[a] = (np.int64(~key) << 32) | low
-    packed[:count].sort()
+    if count > 8 * k:  # many candidates (e.g. a row of ties): select the k best, then sort only those
+        packed[:k] = np.partition(packed[:count], k - 1)[:k]
+        packed[:k].sort()
+    else:
+        packed[:count].sort()
     decoded = np.empty(1, np.int32)
     as_float = decoded.view(np.float32)
     for t in range(min(k, count)):

@@ -2,7 +2,8 @@
 
 Every strategy takes :class:`TransferData` (target split, source domain(s), links) and returns a
 fitted target :class:`~crossrec.models.Recommender`: ``none`` (target-only), ``warm_start``,
-``finetune``, ``joint``, ``mapping``, ``source_profile`` (users with no target history, scored from their
+``finetune``, ``joint``, ``mapping``, ``popularity_blend`` (sparse targets: a joint neighbourhood
+model plus target popularity), ``source_profile`` (users with no target history, scored from their
 source profile) and ``content`` when the features package provides it.
 :func:`guarded_transfer` compares a transfer with the target-only baseline on validation and keeps
 the better one; :func:`auto_transfer` tries what the data allows and keeps the best.
@@ -31,6 +32,7 @@ from crossrec.transfer.guard import (
 from crossrec.transfer.joint import Joint, joint_item_matrices, joint_matrix
 from crossrec.transfer.links import Links
 from crossrec.transfer.mapping import Mapping, fit_meta_bridge, fit_mlp_bridge
+from crossrec.transfer.popularity_blend import PopularityBlendTransfer
 from crossrec.transfer.source_profile import SourceProfile, source_profiles
 from crossrec.transfer.target_only import TargetOnly
 from crossrec.transfer.warm_start import WarmStart, fold_in_users, transferred_init, warm_start_table
@@ -43,6 +45,7 @@ __all__ = [
     "Joint",
     "Links",
     "Mapping",
+    "PopularityBlendTransfer",
     "SourceData",
     "SourceProfile",
     "TargetOnly",
