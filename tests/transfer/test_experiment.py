@@ -153,3 +153,38 @@ def test_a_rerank_table_adds_re_ranked_rows(tmp_path, strength):
         assert reranked["ndcg@10"] == plain["ndcg@10"] and reranked["coverage@10"] == plain["coverage@10"]
     else:  # the popularity penalty recommends more of the catalogue
         assert reranked["coverage@10"] > plain["coverage@10"]
+
+
+def test_cli_curve_runs_every_fraction_on_the_same_validation_and_test(tmp_path):
+    from crossrec.cli.main import app
+
+    result = CliRunner().invoke(app, ["transfer", str(_write(tmp_path)), "--curve", "0.1,0.5,1"])
+    assert result.exit_code == 0, result.output
+    assert "data-efficiency curve" in result.output
+    record = json.loads(next((tmp_path / "runs").glob("*/results.json")).read_text())
+    points = record["extra"]["curve"]
+    assert [p["fraction"] for p in points] == [0.1, 0.5, 1.0]
+    sizes = [p["train_interactions"] for p in points]
+    assert (
+        sizes[0] < sizes[1] < sizes[2] == record["dataset"]["target"]["train"]
+        if "dataset" in record
+        else True
+    )
+    for point in points:
+        assert point["best_target_only"] == "target_only" and point["kept"] in ("target_only", "transfer")
+        assert point["gain_ci_low"] <= point["gain_ci_high"]
+        if point["kept"] == "target_only":  # kept = the best target-only: no gain at all
+            assert point["gain_ci_low"] == point["gain_ci_high"] == 0.0
+    # fraction 1 is the full run: the same test figure as the run's own target-only row
+    full = points[-1]
+    assert full["best_target_only_ndcg@10"] == pytest.approx(
+        record["models"]["target_only"]["summary"]["ndcg@10"]
+    )
+
+
+def test_a_bad_curve_is_refused_before_training(tmp_path):
+    from crossrec.cli.main import app
+
+    result = CliRunner().invoke(app, ["transfer", str(_write(tmp_path)), "--curve", "0,0.5"])
+    assert result.exit_code == 2 and "(0, 1]" in result.output
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())

@@ -22,7 +22,14 @@ _KEEP_MODELS = typer.Option(
 )
 
 
-def _run(experiment: Path, mode: str, strategy: str | None, search: bool, keep_models: bool) -> None:
+def _run(
+    experiment: Path,
+    mode: str,
+    strategy: str | None,
+    search: bool,
+    keep_models: bool,
+    curve: str | None = None,
+) -> None:
     from crossrec.data.outputs import OutputFolderError
     from crossrec.experiment.config import ExperimentFileError, load_experiment
     from crossrec.experiment.runner import decided_on, run_experiment
@@ -35,7 +42,7 @@ def _run(experiment: Path, mode: str, strategy: str | None, search: bool, keep_m
             config.search = None
         if keep_models:
             config.keep_models = True
-        result = run_experiment(config, mode=mode, strategy=strategy, console=console)
+        result = run_experiment(config, mode=mode, strategy=strategy, console=console, curve=curve)
     except (
         ExperimentFileError,
         TransferNotPossibleError,
@@ -61,10 +68,29 @@ def _run(experiment: Path, mode: str, strategy: str | None, search: bool, keep_m
         console.print(guard.describe())
     if result.guards:
         console.print(f"kept (best on validation of what the guards kept): {result.kept}")
+    if result.extra.get("curve"):
+        _print_curve(console, result.extra["curve"])
     if result.data is not None:
         console.print(f"decided on: {decided_on(result.data.split)['description']}")
     size = json.loads((result.run_dir / "results.json").read_text()).get("size_bytes", 0)
     console.print(f"results: {result.run_dir / 'results.json'} (run folder {size / 1e6:.1f} MB)")
+
+
+def _print_curve(console: Console, points: list[dict]) -> None:
+    metric = next(key for key in points[0] if key.startswith("kept_"))[len("kept_") :]
+    table = Table(title=f"data-efficiency curve: test {metric}, chosen on validation")
+    for column in ("target data", "best target-only", metric, "kept", metric + " ", "gain 95% CI"):
+        table.add_column(column, justify="left" if column in ("best target-only", "kept") else "right")
+    for point in points:
+        table.add_row(
+            f"{point['fraction']:g}",
+            point["best_target_only"],
+            f"{point[f'best_target_only_{metric}']:.4f}",
+            point["kept"],
+            f"{point[f'kept_{metric}']:.4f}",
+            f"[{point['gain_ci_low']:+.4f}, {point['gain_ci_high']:+.4f}]",
+        )
+    console.print(table)
 
 
 @app.command()
@@ -139,6 +165,12 @@ def transfer(
     ),
     search: bool = typer.Option(True, help="Run the \\[search] section (Optuna, on validation) if present."),
     keep_models: bool = _KEEP_MODELS,
+    curve: str | None = typer.Option(
+        None,
+        "--curve",
+        help="Also run at these fractions of each target user's training data (e.g. 0.05,0.1,0.25,0.5,1; "
+        "validation and test unchanged): a data-efficiency curve in results.json.",
+    ),
 ) -> None:
     """Transfer from the source domain(s) with the negative-transfer guard, evaluate on test."""
-    _run(experiment, "transfer", strategy, search, keep_models)
+    _run(experiment, "transfer", strategy, search, keep_models, curve)

@@ -6,8 +6,10 @@ when asked, a verified artifact of the kept model)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -17,11 +19,13 @@ import numpy as np
 import pandas as pd
 
 from crossrec.data.domain import Domain
+from crossrec.evaluation.efficiency import efficiency_curve, parse_fractions
 from crossrec.evaluation.evaluate import ModelEvaluation, evaluate_model
 from crossrec.evaluation.runs import check_run_folder, write_run
 from crossrec.experiment.build import build_model, build_strategy
 from crossrec.experiment.config import ExperimentConfig
 from crossrec.experiment.search import SearchResult, apply_params, tune
+from crossrec.metrics.significance import paired_bootstrap_ci
 from crossrec.models.base import Recommender
 from crossrec.selection import select
 from crossrec.splitting.cold_users import user_cold_start_split
@@ -382,20 +386,91 @@ def item_categories(domain: Domain | None, column: str) -> np.ndarray:
     return codes.astype(np.int64)
 
 
+def _target_only_keys(config: ExperimentConfig, fitted: _Fitted) -> list[str]:
+    if config.families:
+        return [family.name for family in config.families if family.name in fitted.models]
+    return [key for key in ("target_only",) if key in fitted.models]
+
+
+def _curve_point(
+    config: ExperimentConfig,
+    data: TransferData,
+    fraction: float,
+    sparse: Split,
+    mode: str,
+    strategy: str | None,
+    console: Any,
+) -> dict[str, Any]:
+    """One point of a data-efficiency curve: the whole run (search, guard, families) on ``sparse``
+    (each target user keeps ``fraction`` of her training data; validation and test unchanged); the
+    best target-only model and the kept model chosen on validation, both scored once on test."""
+    metric = config.transfer.guard.metric
+    point = dataclasses.replace(data, split=sparse)
+    started = time.perf_counter()
+    fitted = (
+        _fit_families(config, point, mode, console)
+        if config.families
+        else _fit_one(config, point, mode, strategy, console)
+    )
+    on_valid = {
+        key: float(point.per_user(fitted.models[key], metric)[1].mean())
+        for key in _target_only_keys(config, fitted)
+    }
+    best = max(on_valid, key=on_valid.__getitem__)
+    tests = {
+        key: evaluate_model(
+            fitted.models[key].scorer(),
+            sparse,
+            part="test",
+            metrics=[metric.partition("@")[0]],
+            ks=[int(metric.partition("@")[2])],
+            seed=config.seed,
+        )
+        for key in {best, fitted.kept}
+    }
+    kept_values = tests[fitted.kept].per_user[metric].to_numpy()
+    best_values = tests[best].per_user[metric].to_numpy()
+    low, high = paired_bootstrap_ci(kept_values, best_values, seed=config.seed)
+    out = {
+        "fraction": fraction,
+        "train_interactions": len(sparse.train),
+        "best_target_only": best,
+        f"best_target_only_{metric}": float(best_values.mean()),
+        "kept": fitted.kept,
+        f"kept_{metric}": float(kept_values.mean()),
+        "gain_ci_low": low,
+        "gain_ci_high": high,
+        "seconds": time.perf_counter() - started,
+    }
+    if console is not None:
+        console.print(
+            f"curve {fraction:g}: best target-only {best} {metric} {out[f'best_target_only_{metric}']:.4f}, "
+            f"kept {fitted.kept} {out[f'kept_{metric}']:.4f} (gain CI [{low:+.4f}, {high:+.4f}])"
+        )
+    return out
+
+
 def run_experiment(
     config: ExperimentConfig,
     *,
     mode: str = "transfer",
     strategy: str | None = None,
     console: Any = None,
+    curve: str | Sequence[float] | None = None,
 ) -> ExperimentResult:
     """Run ``config``: ``mode="train"`` fits the model(s) target-only; ``"transfer"`` runs the strategy
     (``strategy`` overrides the file's; ``"auto"`` tries what the data allows) with the guard, or
     every family of ``[[families]]`` each with its own guard. Only validation is read until the
-    final evaluation on test."""
+    final evaluation on test.
+
+    ``curve`` (e.g. ``"0.05,0.1,0.25,0.5,1"``) also runs the experiment with each fraction of every
+    target user's training interactions (:func:`crossrec.evaluation.efficiency_curve`; validation and
+    test unchanged, so every point is scored on the same users and items) and records the best
+    target-only and the kept model of each point under ``extra["curve"]`` in ``results.json``."""
     import torch
 
     started = time.perf_counter()
+    fractions = parse_fractions(curve) if curve is not None else ()
     if config.families and strategy is not None:
         raise ValueError(
             f"--strategy {strategy} replaces the [transfer] strategy, but this experiment has [[families]]; "
@@ -443,8 +518,17 @@ def run_experiment(
                 rerank=stage,
                 seed=config.seed,
             )
+    points = (
+        [
+            _curve_point(config, data, fraction, sparse, mode, strategy, console)
+            for fraction, sparse in efficiency_curve(data.split, fractions, seed=config.seed)
+        ]
+        if fractions
+        else []
+    )
     extra: dict[str, Any] = {
         **fitted.extra,
+        **({"curve": points} if points else {}),
         "kept": fitted.kept,
         "decided_on": decided_on(data.split),
         "data": data.describe(),
