@@ -53,6 +53,7 @@ __all__ = [
     "SearchDimension",
     "SplitConfig",
     "TransferConfig",
+    "apply_overrides",
     "load_experiment",
 ]
 
@@ -70,7 +71,7 @@ class DataConfig(_Strict):
 
     builtin: Literal["movielens-cdr"] | None = Field(None, description="A built-in dataset.")
     data_dir: Path | None = Field(None, description="Cache folder of built-in datasets.")
-    bundle: Path | None = Field(None, description="A crossrec bundle folder (from `crossrec data`).")
+    bundle: Path | None = Field(None, description="A crossrec bundle folder (from `crossrec ingest`).")
     target: str | None = Field(
         None, description="Target domain name in the bundle (default: its target role)."
     )
@@ -258,8 +259,34 @@ class ExperimentConfig(_Strict):
         return self
 
 
-def load_experiment(path: str | Path) -> ExperimentConfig:
-    """Read and validate an experiment TOML file; errors name the file and the bad keys."""
+def apply_overrides(document: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """``document`` with ``KEY=VALUE`` overrides applied (``data.max_users=200``,
+    ``search.n_trials=2``, ``model.params.optim.epochs=5``); a value is read as TOML (numbers,
+    booleans, arrays, inline tables, quoted strings) and as a plain string when it is not TOML."""
+    for override in overrides:
+        key, sep, raw = override.partition("=")
+        if not sep or not key.strip():
+            raise ExperimentFileError(f"--set {override!r}: write KEY=VALUE, e.g. data.max_users=200")
+        try:
+            value = tomllib.loads(f"value = {raw.strip()}")["value"]
+        except tomllib.TOMLDecodeError:
+            value = raw.strip()
+        *parents, leaf = key.strip().split(".")
+        table = document
+        for part in parents:
+            child = table.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ExperimentFileError(f"--set {override!r}: {part!r} is not a table in the file")
+            table = child
+        table[leaf] = value
+    return document
+
+
+def load_experiment(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
+    """Read and validate an experiment TOML file; errors name the file and the bad keys.
+
+    ``overrides`` are ``KEY=VALUE`` strings applied before validation (see :func:`apply_overrides`;
+    the CLI's ``--set``)."""
     path = Path(path)
     if not path.is_file():
         raise ExperimentFileError(f"experiment file {path} does not exist")
@@ -267,6 +294,7 @@ def load_experiment(path: str | Path) -> ExperimentConfig:
         document = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as error:
         raise ExperimentFileError(f"{path} is not valid TOML: {error}") from error
+    apply_overrides(document, overrides or [])
     try:
         config = ExperimentConfig.model_validate(document)
     except ValidationError as error:

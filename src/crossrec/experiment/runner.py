@@ -32,11 +32,18 @@ from crossrec.splitting.splits import (
     temporal_split,
 )
 from crossrec.transfer.base import TransferData
-from crossrec.transfer.guard import AutoResult, GuardResult, auto_transfer, guarded_transfer
+from crossrec.transfer.guard import (
+    AutoResult,
+    GuardResult,
+    auto_transfer,
+    candidates_for,
+    guarded_transfer,
+)
 from crossrec.transfer.links import Links
 from crossrec.transfer.target_only import TargetOnly
 
 __all__ = [
+    "AutoSettings",
     "ExperimentResult",
     "build_model",
     "build_strategy",
@@ -226,8 +233,71 @@ def _target_only(
     return chosen.model, chosen.best.seconds, chosen.score
 
 
+@dataclass(frozen=True)
+class AutoSettings:
+    """How ``--strategy auto`` chooses: the experiment's model only, or other families too, and
+    an optional time budget (seconds) for the candidates and the search."""
+
+    other_families: bool = False
+    budget_seconds: float | None = None
+
+
+def _auto(
+    config: ExperimentConfig,
+    data: TransferData,
+    model_params: dict[str, Any],
+    settings: AutoSettings,
+    console: Any,
+) -> AutoResult:
+    """``auto`` around the experiment's ``[model]`` (other families only when asked), guarded
+    against that model target-only, within the time budget; prints each candidate as it starts."""
+    model = build_model(config, model_params)
+    candidates, skipped = candidates_for(model, other_families=settings.other_families)
+    own = config.transfer.strategy
+    if own not in ("none", "auto"):  # the file's strategy runs with the file's parameters
+        candidates = [
+            build_strategy(config, own, model_params)
+            if c.name == own and getattr(c, "model", None) is not None and c.model.name == model.name
+            else c
+            for c in candidates
+        ]
+    guard = config.transfer.guard
+    started = time.perf_counter()
+
+    def on_start(number: int, total: int, label: str) -> None:
+        if console is not None:
+            budget = "" if settings.budget_seconds is None else f" of {settings.budget_seconds:g} s"
+            console.print(
+                f"auto {number + 1}/{total}: fitting {label} ({time.perf_counter() - started:.0f} s{budget} "
+                "spent)",
+                highlight=False,
+            )
+
+    result = auto_transfer(
+        data, candidates=candidates, baseline=TargetOnly(model.clone()), metric=guard.metric,
+        require_significant=guard.require_significant, budget_seconds=settings.budget_seconds,
+        seed=config.seed, console=console, on_start=on_start,
+    )  # fmt: skip
+    result.skipped[:0] = skipped
+    if console is not None:
+        for entry in result.skipped:
+            console.print(f"auto skipped {entry['strategy']}: {entry['reason']}", highlight=False)
+        if not settings.other_families:
+            console.print(
+                f"auto tried strategies around \\[model] {model.name} only; --auto-families also tries "
+                "other model families",
+                highlight=False,
+            )
+    return result
+
+
 def _fit_one(
-    config: ExperimentConfig, data: TransferData, mode: str, strategy: str | None, console: Any
+    config: ExperimentConfig,
+    data: TransferData,
+    mode: str,
+    strategy: str | None,
+    console: Any,
+    auto: AutoSettings | None = None,
 ) -> _Fitted:
     """``[model]`` target-only, or with ``[transfer]``'s strategy (or ``auto``) and the guard."""
     name = "none" if mode == "train" else (strategy or config.transfer.strategy)
@@ -244,12 +314,15 @@ def _fit_one(
         out.models["target_only"], out.seconds["target_only"] = model, seconds
         return out
     if name == "auto":
-        out.auto = auto_transfer(
-            data, metric=guard_config.metric, require_significant=guard_config.require_significant,
-            seed=config.seed, console=console,
-        )  # fmt: skip
+        settings = auto or AutoSettings()
+        out.auto = _auto(config, data, model_params, settings, console)
         out.guard = out.auto.guard
-        out.extra["auto"] = {"tried": out.auto.tried, "skipped": out.auto.skipped}
+        out.extra["auto"] = {
+            "tried": out.auto.tried,
+            "skipped": out.auto.skipped,
+            "other_families": settings.other_families,
+            "budget_seconds": settings.budget_seconds,
+        }
     else:
         chosen = build_strategy(config, name, model_params, transfer_params)
         out.guard = guarded_transfer(
@@ -349,11 +422,15 @@ def run_experiment(
     mode: str = "transfer",
     strategy: str | None = None,
     console: Any = None,
+    auto: AutoSettings | None = None,
 ) -> ExperimentResult:
     """Run ``config``: ``mode="train"`` fits the model(s) target-only; ``"transfer"`` runs the strategy
-    (``strategy`` overrides the file's; ``"auto"`` tries what the data allows) with the guard, or
-    every family of ``[[families]]`` each with its own guard. Only validation is read until the
-    final evaluation on test."""
+    (``strategy`` overrides the file's; ``"auto"`` tries what the data allows around ``[model]``,
+    see ``auto``) with the guard, or every family of ``[[families]]`` each with its own guard. Only
+    validation is read until the final evaluation on test.
+
+    ``auto.budget_seconds`` bounds ``auto``'s candidates and, when the file's ``[search]`` sets no
+    ``timeout_seconds``, the search."""
     import torch
 
     started = time.perf_counter()
@@ -364,6 +441,9 @@ def run_experiment(
         )
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
+    budget = auto.budget_seconds if auto is not None else None
+    if budget is not None and config.search is not None and config.search.timeout_seconds is None:
+        config.search.timeout_seconds = budget
     # refuse a run folder inside the inputs before any training, not after it
     inputs = [path for path in (config.data.bundle, config.data.data_dir) if path is not None]
     run_dir = _new_run_dir(config.output_dir, config.name)
@@ -377,7 +457,7 @@ def run_experiment(
     if config.families:
         fitted = _fit_families(config, data, mode, console)
     else:
-        fitted = _fit_one(config, data, mode, strategy, console)
+        fitted = _fit_one(config, data, mode, strategy, console, auto)
 
     evaluations: dict[str, ModelEvaluation] = {
         key: evaluate_model(

@@ -83,14 +83,17 @@ def tune(
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=config.seed))
     asked: list[Any] = []
+    target_only = strategy in (None, "none")
+    # a target-only search has no transfer parameters: their dimensions would only add noise
+    space = {k: d for k, d in search.space.items() if not (target_only and k.startswith("transfer."))}
 
     def proposals() -> Iterator[Candidate]:
         for _ in range(search.n_trials):
             trial = study.ask()
             asked.append(trial)
-            params = {name: suggest(trial, name, dimension) for name, dimension in search.space.items()}
+            params = {name: suggest(trial, name, dimension) for name, dimension in space.items()}
             model_params, transfer_params = apply_params(params)
-            if strategy in (None, "none"):
+            if target_only:
                 transfer_params = {}
             chosen = build_strategy(config, strategy, model_params, transfer_params)
             yield Candidate(chosen, name=f"trial {trial.number}", params=params)
