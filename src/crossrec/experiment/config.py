@@ -115,8 +115,15 @@ class DataConfig(_Strict):
 class SplitConfig(_Strict):
     """How the target's interactions are split (train / valid / test)."""
 
-    protocol: Literal["random", "leave_one_out", "temporal", "cold_start"] = "random"
-    ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    protocol: Literal["random", "leave_one_out", "temporal", "cold_start"] = Field(
+        "random",
+        description="random: per-user random ratios; leave_one_out: each user's last item to test; "
+        "temporal: a global cut by time; cold_start: a share of users keeps only n_train training items "
+        "(chosen among all target users).",
+    )
+    ratios: tuple[float, float, float] = Field(
+        (0.8, 0.1, 0.1), description="train / valid / test shares (random, temporal)."
+    )
     n_train: int = Field(2, ge=1, description="cold_start: training interactions left to cold users.")
     fraction: float = Field(0.2, gt=0, le=1, description="cold_start: share of users made cold.")
 
@@ -124,14 +131,21 @@ class SplitConfig(_Strict):
 class ModelConfig(_Strict):
     """A registered model (``crossrec.models``) and its constructor arguments."""
 
-    name: str = "ease"
-    params: dict[str, Any] = Field(default_factory=dict)
+    name: str = Field(
+        "ease",
+        description="Registered model: ease, item_knn, popularity, bpr_mf, lightgcn, "
+        "two_tower, markov, sasrec, gru4rec.",
+    )
+    params: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Constructor arguments; gradient models take their optimiser as an optim table.",
+    )
 
 
 class GuardConfig(_Strict):
     """The negative-transfer guard."""
 
-    metric: str = "ndcg@10"
+    metric: str = Field("ndcg@10", description="Per-user validation metric the guard compares.")
     require_significant: bool = Field(False, description="Keep the transfer only if its CI is above 0.")
 
 
@@ -140,7 +154,7 @@ class FamilyConfig(_Strict):
     ``"none"``, transferred and guarded against that target-only model."""
 
     label: str | None = Field(None, description="Name of the family's models (default: the model name).")
-    model: ModelConfig
+    model: ModelConfig = Field(description="The family's model: { name = ..., params = { ... } }.")
     strategy: str = Field("none", description="Transfer strategy ('none': the model target-only only).")
     params: dict[str, Any] = Field(default_factory=dict, description="Constructor arguments of the strategy.")
 
@@ -158,20 +172,27 @@ class FamilyConfig(_Strict):
 class TransferConfig(_Strict):
     """The transfer strategy and its constructor arguments (the model comes from ``[model]``)."""
 
-    strategy: str = "none"
-    params: dict[str, Any] = Field(default_factory=dict)
-    guard: GuardConfig = Field(default_factory=GuardConfig)
+    strategy: str = Field(
+        "none",
+        description="none, warm_start, finetune, joint, mapping, content or auto (--strategy overrides).",
+    )
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="Constructor arguments of the strategy (only for this strategy)."
+    )
+    guard: GuardConfig = Field(default_factory=GuardConfig, description="[transfer.guard]: the guard's test.")
 
 
 class SearchDimension(_Strict):
     """One searched parameter: a range (``low``/``high``, optional ``log``, ``step``) or ``choices``."""
 
-    low: float | None = None
-    high: float | None = None
-    log: bool = False
-    step: float | None = None
-    integer: bool = False
-    choices: list[Any] | None = None
+    low: float | None = Field(None, description="Lower end of a range.")
+    high: float | None = Field(None, description="Upper end of a range.")
+    log: bool = Field(False, description="Sample the range on a log scale.")
+    step: float | None = Field(None, description="Step of a discretised range.")
+    integer: bool = Field(False, description="Integers only.")
+    choices: list[Any] | None = Field(
+        None, description="A list of values to choose from (instead of a range)."
+    )
 
     @model_validator(mode="after")
     def _range_or_choices(self) -> SearchDimension:
@@ -185,9 +206,11 @@ class SearchDimension(_Strict):
 class SearchConfig(_Strict):
     """Hyperparameter search with Optuna on the validation part only."""
 
-    n_trials: int = Field(20, ge=1)
-    metric: str = "ndcg@10"
-    timeout_seconds: float | None = Field(None, gt=0)
+    n_trials: int = Field(20, ge=1, description="Trials to run (each fitted and scored on validation).")
+    metric: str = Field("ndcg@10", description="Per-user validation metric to maximise.")
+    timeout_seconds: float | None = Field(
+        None, gt=0, description="Start no trial after this many seconds (--budget sets it when unset)."
+    )
     space: dict[str, SearchDimension] = Field(
         default_factory=dict,
         description="'model.<param>' (e.g. 'model.optim.learning_rate') or 'transfer.<param>' -> dimension.",
@@ -204,8 +227,11 @@ class SearchConfig(_Strict):
 class EvaluationConfig(_Strict):
     """Test metrics of the run."""
 
-    metrics: list[str] = Field(default_factory=lambda: ["ndcg", "recall", "hit", "precision", "mrr"])
-    ks: list[int] = Field(default_factory=lambda: [10, 20])
+    metrics: list[str] = Field(
+        default_factory=lambda: ["ndcg", "recall", "hit", "precision", "mrr"],
+        description="Accuracy metrics on test (beyond-accuracy ones are always added).",
+    )
+    ks: list[int] = Field(default_factory=lambda: [10, 20], description="Cut-offs K.")
     item_categories: str | None = Field(
         None,
         description="Target item attribute whose (first) value is each item's category, for category "
@@ -216,10 +242,10 @@ class EvaluationConfig(_Strict):
 class ExperimentConfig(_Strict):
     """A whole experiment: data, split, model, transfer, search, evaluation, seed and outputs."""
 
-    name: str = "experiment"
+    name: str = Field("experiment", description="Name of the run (its folder is runs/<time>-<name>).")
     title: str | None = Field(None, description="Title of report.html (default: the name).")
-    seed: int = 2022
-    output_dir: Path = Path("runs")
+    seed: int = Field(2022, description="Seed of the split, the models and the bootstrap.")
+    output_dir: Path = Field(Path("runs"), description="Folder of the run folders.")
     num_threads: int | None = Field(None, ge=1, description="torch.set_num_threads for the run.")
     save_artifact: bool = Field(
         False, description="Also save the kept model as a verified artifact (for recommend / serve)."
@@ -229,17 +255,21 @@ class ExperimentConfig(_Strict):
         description="Also save every fitted model under the run's models/ (large for dense models; "
         "the kept one belongs in an artifact, save_artifact).",
     )
-    data: DataConfig
-    split: SplitConfig = Field(default_factory=SplitConfig)
-    model: ModelConfig = Field(default_factory=ModelConfig)
-    transfer: TransferConfig = Field(default_factory=TransferConfig)
+    data: DataConfig = Field(description="[data]: where the domains come from and how they are linked.")
+    split: SplitConfig = Field(default_factory=SplitConfig, description="[split]: the target's split.")
+    model: ModelConfig = Field(default_factory=ModelConfig, description="[model]: the model to train.")
+    transfer: TransferConfig = Field(
+        default_factory=TransferConfig, description="[transfer]: the strategy and the guard."
+    )
     families: list[FamilyConfig] = Field(
         default_factory=list,
         description="Several model families, each transfer guarded against its own target-only model "
         "(instead of [model] and a [transfer] strategy).",
     )
-    search: SearchConfig | None = None
-    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    search: SearchConfig | None = Field(None, description="[search]: Optuna on validation (optional).")
+    evaluation: EvaluationConfig = Field(
+        default_factory=EvaluationConfig, description="[evaluation]: test metrics."
+    )
 
     @model_validator(mode="after")
     def _families_or_one_model(self) -> ExperimentConfig:
