@@ -119,13 +119,18 @@ class SplitConfig(_Strict):
         "random",
         description="random: per-user random ratios; leave_one_out: each user's last item to test; "
         "temporal: a global cut by time; cold_start: a share of users keeps only n_train training items "
-        "(chosen among all target users).",
+        "(chosen among split.cold_users).",
     )
     ratios: tuple[float, float, float] = Field(
         (0.8, 0.1, 0.1), description="train / valid / test shares (random, temporal)."
     )
     n_train: int = Field(2, ge=1, description="cold_start: training interactions left to cold users.")
     fraction: float = Field(0.2, gt=0, le=1, description="cold_start: share of users made cold.")
+    cold_users: Literal["all", "linked"] = Field(
+        "all",
+        description="cold_start: draw the cold users among all target users, or only among those linked "
+        "to a source (data.link_users), the users a transfer can help.",
+    )
 
 
 class ModelConfig(_Strict):

@@ -48,6 +48,7 @@ __all__ = [
     "build_model",
     "build_strategy",
     "item_categories",
+    "linked_users",
     "load_domains",
     "make_split",
     "prepare",
@@ -176,8 +177,18 @@ def load_domains(
     return target, sources, links(data.link_items, "item"), links(data.link_users, "user")
 
 
-def make_split(config: ExperimentConfig, target: Domain) -> Split:
-    """The target split of the configured protocol."""
+def linked_users(user_links: list[Links | None], n_users: int) -> np.ndarray:
+    """Boolean mask of the target users linked to at least one source."""
+    mask = np.zeros(n_users, dtype=bool)
+    for links in user_links:
+        if links is not None:
+            mask[links.target] = True
+    return mask
+
+
+def make_split(config: ExperimentConfig, target: Domain, linked: np.ndarray | None = None) -> Split:
+    """The target split of the configured protocol (``linked``: mask of linked target users, the
+    pool of cold users when ``split.cold_users = "linked"``)."""
     s, args = config.split, (target.interactions, target.n_users, target.n_items)
     if s.protocol == "random":
         return random_split(*args, ratios=s.ratios, seed=config.seed)
@@ -185,7 +196,17 @@ def make_split(config: ExperimentConfig, target: Domain) -> Split:
         return leave_one_out_split(*args, seed=config.seed)
     if s.protocol == "temporal":
         return temporal_split(*args, ratios=s.ratios, seed=config.seed)
-    return cold_start_split(*args, n_train=s.n_train, fraction=s.fraction, seed=config.seed)
+    candidates = None
+    if s.cold_users == "linked":
+        if linked is None or not linked.any():
+            raise ValueError(
+                "split.cold_users = 'linked' needs target users linked to a source: set data.link_users "
+                "to 'ids' or 'bundle' (no target user is linked now)"
+            )
+        candidates = np.flatnonzero(linked)
+    return cold_start_split(
+        *args, n_train=s.n_train, fraction=s.fraction, seed=config.seed, candidates=candidates
+    )
 
 
 def prepare(config: ExperimentConfig, *, links_required: bool = True) -> TransferData:
@@ -197,7 +218,7 @@ def prepare(config: ExperimentConfig, *, links_required: bool = True) -> Transfe
     if links_required:
         config.data.require_links()
     target, sources, item_links, user_links = load_domains(config)
-    split = make_split(config, target)
+    split = make_split(config, target, linked_users(user_links, target.n_users))
     weights = [config.data.source_weights.get(s.name, 1.0) for s in sources]
     unknown = set(config.data.source_weights) - {s.name for s in sources}
     if unknown:
@@ -459,6 +480,12 @@ def run_experiment(
     else:
         fitted = _fit_one(config, data, mode, strategy, console, auto)
 
+    # a linked vs unlinked slice whenever some target users are linked to a source
+    linked = np.zeros(data.split.n_users, dtype=bool)
+    for source in data.sources:
+        if source.user_links is not None:
+            linked[source.user_links.target] = True
+    groups = {"linked": linked} if linked.any() else None
     evaluations: dict[str, ModelEvaluation] = {
         key: evaluate_model(
             model.scorer(),
@@ -467,6 +494,7 @@ def run_experiment(
             metrics=config.evaluation.metrics,
             ks=config.evaluation.ks,
             item_categories=categories,
+            user_groups=groups,
             seed=config.seed,
         )  # fmt: skip
         for key, model in fitted.models.items()
@@ -484,7 +512,7 @@ def run_experiment(
         timings={"train_seconds": fitted.seconds, "total_seconds": time.perf_counter() - started},
         learning_curves=curves, seeds={"experiment": config.seed}, extra=extra, baseline=baseline,
         item_categories=categories, seed=config.seed, title=config.title or config.name,
-        models=fitted.models, keep_models=config.keep_models, inputs=inputs,
+        models=fitted.models, keep_models=config.keep_models, inputs=inputs, user_groups=groups,
     )  # fmt: skip
     summary = {key: evaluation.summary for key, evaluation in evaluations.items()}
     artifact = None
