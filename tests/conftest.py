@@ -50,3 +50,25 @@ def make_domain(
 @pytest.fixture
 def toy_domain() -> Domain:
     return make_domain()
+
+
+DEMO_ARGS = ["--max-users", "150", "--epochs", "15", "--no-progress"]
+"""``crossrec demo`` on a sample: what the demo test and the README-commands test both run (once)."""
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory: pytest.TempPathFactory):
+    """``(CliRunner result, runs folder)`` of ``crossrec demo`` with :data:`DEMO_ARGS`, run once per
+    session (skips where movielens-cdr cannot be had)."""
+    from typer.testing import CliRunner
+
+    from crossrec.cli.main import app
+    from crossrec.data.builtin import DatasetUnavailableError, movielens_cdr_dir
+
+    try:
+        movielens_cdr_dir()
+    except DatasetUnavailableError as error:
+        pytest.skip(f"movielens-cdr not available here: {error}")
+    runs = tmp_path_factory.mktemp("demo-runs")
+    result = CliRunner().invoke(app, ["demo", *DEMO_ARGS, "--runs-dir", str(runs)], env={"COLUMNS": "100"})
+    return result, runs

@@ -9,23 +9,11 @@ import pytest
 from typer.testing import CliRunner
 
 from crossrec.cli.main import app
-from crossrec.data.builtin import DatasetUnavailableError, movielens_cdr_dir
-
-
-@pytest.fixture(scope="module")
-def movielens_available():
-    try:
-        movielens_cdr_dir()
-    except DatasetUnavailableError as error:
-        pytest.skip(f"movielens-cdr not available here: {error}")
 
 
 @pytest.mark.slow
-def test_demo_command_trains_transfers_and_writes_results(movielens_available, tmp_path):
-    result = CliRunner().invoke(
-        app,
-        ["demo", "--max-users", "150", "--epochs", "15", "--runs-dir", str(tmp_path), "--no-progress"],
-    )
+def test_demo_command_trains_transfers_and_writes_results(demo_run):
+    result, tmp_path = demo_run
     assert result.exit_code == 0, result.output
     assert "bpr_mf+warm_start" in result.output and "ease+joint" in result.output
     (run_dir,) = list(tmp_path.iterdir())

@@ -64,3 +64,18 @@ def test_activity_buckets_and_slice_table() -> None:
     assert table["ndcg@10"].tolist() == [0.75, 0.25, 0.25, 0.75]
     with pytest.raises(ValueError, match="labels"):
         slice_table(per_user, {"x": np.array(["a"])})
+
+
+def test_recbole_tail_percentage_by_hand() -> None:
+    from crossrec.metrics import recbole_tail_items, tail_percentage
+
+    # 12 items; item 11 never seen in training. Seen items sorted by count (ties by index):
+    # 3 (1), 7 (1), 0 (2), ... -> tail_ratio 0.2 of 11 seen items = int(2.2) = 2 items: {3, 7}
+    popularity = np.array([2, 5, 9, 1, 4, 6, 8, 1, 3, 7, 10, 0])
+    tail = recbole_tail_items(popularity, 0.2)
+    assert np.flatnonzero(tail).tolist() == [3, 7]
+    assert not tail[11]  # unseen items are not tail items, as in RecBole
+    assert np.flatnonzero(recbole_tail_items(popularity, 2)).tolist() == [0, 3, 7]  # counts <= 2
+    lists = np.array([[3, 7, 1, 2], [1, 2, 4, -1], [7, -1, -1, -1]])
+    assert tail_percentage(lists, tail, 4).tolist() == [0.5, 0.0, 0.25]  # divided by K, empty slots too
+    assert tail_percentage(lists, tail, 2).tolist() == [1.0, 0.0, 0.5]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import html
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -58,7 +60,29 @@ def runs(tmp_path_factory, small_split) -> dict[str, Path]:
         n_resamples=300,
         timings={"train_seconds": 1.5},
     )
-    return {"A": a, "B": b, "both": both, "root": root}
+    guarded = write_run(
+        root / "guarded",
+        {"target_only": noisy, "transfer": good},
+        split=small_split,
+        baseline="target_only",
+        learning_curves={"transfer": CURVES["good"]},
+        n_resamples=300,
+        extra={"guard": GUARD, "kept": "transfer", "dataset": {"target": {"name": "toy", "users": 120}}},
+    )
+    return {"A": a, "B": b, "both": both, "guarded": guarded, "root": root}
+
+
+GUARD = {
+    "strategy": "joint:ease",
+    "kept": "transfer",
+    "metric": "ndcg@10",
+    "transfer_valid": 0.31,
+    "baseline_valid": 0.25,
+    "difference": 0.06,
+    "ci_low": 0.02,
+    "ci_high": 0.1,
+    "n_users": 118,
+}
 
 
 def test_run_folder_layout_and_results(runs, small_split) -> None:
@@ -96,7 +120,8 @@ def test_run_folder_layout_and_results(runs, small_split) -> None:
 
 def test_report_html_has_table_and_embedded_charts(runs) -> None:
     page = (runs["both"] / "report.html").read_text()
-    assert '<table id="metrics">' in page and '<table id="comparison">' in page
+    assert '<table id="metrics-accuracy">' in page and '<table id="comparison">' in page
+    assert '<table id="metrics-beyond-10">' in page  # beyond-accuracy metrics apart, one table per K
     assert page.count("data:image/png;base64,") == 4  # metrics, curves, activity, coverage
     assert "http://" not in page and "https://" not in page  # self-contained
     assert "Learning curves" in page and "by user activity" in page
@@ -140,7 +165,7 @@ def test_report_renders_in_headless_chromium(runs, tmp_path) -> None:
         [CHROMIUM, *flags, "--dump-dom", probe.as_uri()], capture_output=True, text=True, timeout=120
     )
     assert dom.returncode == 0, dom.stderr[-2000:]
-    assert '<table id="metrics">' in dom.stdout
+    assert '<table id="metrics-accuracy">' in dom.stdout
     assert "<title>4 images</title>" in dom.stdout  # every chart decoded to a real bitmap
     shot = tmp_path / "shot.png"
     subprocess.run(
@@ -195,3 +220,63 @@ def test_cli_compare_refuses_runs_on_different_splits(runs, tmp_path) -> None:
     assert result.exit_code == 2
     assert "different splits" in result.output
     assert not out.exists()
+
+
+def test_report_says_what_was_kept_and_pairs_each_model_with_its_baseline(runs) -> None:
+    page = (runs["guarded"] / "report.html").read_text()
+    decision = page[page.index('<section id="decision"') : page.index("</section>")]
+    assert page.index('id="decision"') < page.index("<h2>Accuracy</h2>")  # the first section
+    assert "kept the transfer" in decision and "[95% CI +0.0200, +0.1000]" in decision
+    assert "over 118 validation users" in decision and "validation" in decision
+    results = json.loads((runs["guarded"] / "results.json").read_text())
+    gains = results["activity_intervals"]["gains"]["transfer - target_only"]
+    assert all(low <= mean <= high for mean, low, high in gains.values())
+    # the paired table: only transfer vs its baseline, accuracy metrics; every row in results.json
+    both = (runs["both"] / "report.html").read_text()
+    assert "rows shown" in both
+
+
+BROWSER_PROBE = """<script>
+window.addEventListener('load', () => {
+  const charts = [...document.querySelectorAll('img.chart')];
+  const labelled = charts.filter(i => /x: [^-,;]/.test(i.dataset.axes) && /y: [^-,;]/.test(i.dataset.axes));
+  document.title = JSON.stringify({
+    scrollWidth: document.documentElement.scrollWidth,
+    decision: !!document.querySelector('#decision h2'),
+    decisionText: (document.querySelector('#decision') || {}).innerText || '',
+    charts: charts.length,
+    decoded: charts.filter(i => i.complete && i.naturalWidth > 100).length,
+    labelled: labelled.length,
+  });
+});
+</script>"""
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (apt-get install chromium)")
+def test_report_fits_1280_px_with_the_guard_first_and_labelled_charts(runs, tmp_path) -> None:
+    page = runs["guarded"] / "report.html"
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync",
+             "--disable-background-networking", "--disable-component-update", "--window-size=1280,1000",
+             f"--user-data-dir={tmp_path / 'profile'}"]  # fmt: skip
+    probe = tmp_path / "probe.html"
+    probe.write_text(page.read_text().replace("</body>", BROWSER_PROBE + "</body>"))
+    dom = subprocess.run(
+        [CHROMIUM, *flags, "--virtual-time-budget=5000", "--dump-dom", probe.as_uri()],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    found = re.search(r"<title>(\{.*?\})</title>", dom.stdout)
+    assert found, "the probe did not run"
+    seen = json.loads(html.unescape(found.group(1)))
+    assert seen["scrollWidth"] <= 1280, f"the report scrolls sideways at 1280 px: {seen['scrollWidth']} px"
+    assert seen["decision"] and "kept the transfer" in seen["decisionText"]
+    assert seen["charts"] >= 3 and seen["decoded"] == seen["charts"]
+    assert seen["labelled"] == seen["charts"], "every chart names its x and y axes"
+    shot = tmp_path / "shot.png"
+    subprocess.run(
+        [CHROMIUM, *flags, f"--screenshot={shot}", page.as_uri()],
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
+    assert shot.stat().st_size > 10_000

@@ -1,4 +1,4 @@
-"""Users with no target history through an experiment file: ``split.protocol = "cold_users"``.
+"""Users with no target history through an experiment file: ``split.protocol = "no_history"``.
 
 The run trains on warm users only, and selection, the guard and the test figures are on cold users
 (linked to the source, no target training data); results.json says which slice decided."""
@@ -43,7 +43,7 @@ link_users = "{link_users}"
 link_items = "bundle"
 
 [split]
-protocol = "cold_users"
+protocol = "no_history"
 fraction = 0.5
 holdout = "{holdout}"
 

@@ -11,26 +11,42 @@ from rich.console import Console
 from rich.table import Table
 
 from crossrec.cli._app import app
+from crossrec.cli._tables import (
+    choose_columns,
+    hidden_caption,
+    metric_columns,
+    metrics_table,
+    print_table,
+    run_labels,
+)
+
+_WIDE = typer.Option("--wide", help="Show every metric column (the table may exceed 100 columns).")
 
 
-def _summary_table(title: str, models: dict[str, dict], columns: list[str]) -> Table:
-    table = Table(title=title)
-    table.add_column("model")
-    for column in columns:
-        table.add_column(column, justify="right")
-    for name, model in models.items():
-        table.add_row(name, *(f"{model['summary'].get(c, float('nan')):.4f}" for c in columns))
-    return table
+def _summary_table(
+    title: str,
+    models: dict[str, dict],
+    columns: list[str],
+    every: list[str] | None = None,
+    *,
+    wide: bool = False,
+    names: dict[str, str] | None = None,
+) -> Table:
+    """Metric table of ``models`` (``results.json`` entries): ``columns`` by default, trimmed to fit
+    100 columns, or every column with ``wide``; ``names`` relabels rows (short run labels)."""
+    every = every or columns
+    rows = {(names or {}).get(name, name): model["summary"] for name, model in models.items()}
+    shown = every if wide else choose_columns(list(rows), columns)
+    return metrics_table(title, rows, shown, caption=None if wide else hidden_caption(shown, every))
 
 
-def _main_columns(results: dict) -> list[str]:
-    columns = [f"{m}@{k}" for m in results["metrics"] for k in results["ks"]]
-    k = max(results["ks"])
-    return columns + [
-        c
-        for c in (f"coverage@{k}", f"gini@{k}", f"novelty@{k}", "rmse", "mae")
-        if any(c in m["summary"] for m in results["models"].values())
-    ]
+def _main_columns(results: dict, asked: list[str] | None = None) -> tuple[list[str], list[str]]:
+    """``(default, every)`` columns; metrics the user asked for (``--metrics``) are the default."""
+    default, every = metric_columns(results)
+    if asked:
+        wanted = [c for c in every if c.partition("@")[0] in asked or c in asked]
+        return wanted or default, every
+    return default, every
 
 
 def _fail(error: Exception) -> None:
@@ -59,6 +75,7 @@ def evaluate(
     model: Annotated[
         Path | None, typer.Option(help="Saved multi-modal model folder (needed by --ablate-modalities).")
     ] = None,
+    wide: Annotated[bool, _WIDE] = False,
 ) -> None:
     """Recompute a run's metrics from its saved split and top-K lists; rewrite results and report."""
     from crossrec.evaluation.runs import reevaluate_run
@@ -71,11 +88,11 @@ def evaluate(
     except (ValueError, FileNotFoundError) as error:
         _fail(error)
         return
-    Console().print(
-        _summary_table(
-            f"{run_dir} ({run.results['part']})", run.results["models"], _main_columns(run.results)
-        )
+    columns, every = _main_columns(run.results, names)
+    table = _summary_table(
+        f"{run_dir} ({run.results['part']})", run.results["models"], columns, every, wide=wide
     )
+    print_table(table, wide=wide)
     typer.echo(f"wrote {run_dir / 'results.json'} and {run_dir / 'report.html'}")
 
 
@@ -108,13 +125,14 @@ def _record_ablation(run_dir: Path, model_dir: Path | None) -> None:
     results["extra"] = dict(results["extra"] or {}, ablation=table.to_dict(orient="records"))
     results_path.write_text(json.dumps(results, indent=2, default=str))
     rows = table.to_dict(orient="records")
-    Console().print(
-        _summary_table(
-            "modality ablation (contribution = full - masked)",
-            {str(r["modality"]): {"summary": r} for r in rows},
-            [c for c in table.columns if c != "modality"],
-        )
+    columns = [c for c in table.columns if c != "modality"]
+    ablation = metrics_table(
+        "modality ablation (contribution = full - masked)",
+        {str(r["modality"]): r for r in rows},
+        columns,
     )
+    ablation.columns[0].header = "modality"
+    Console().print(ablation)
 
 
 @app.command()
@@ -126,8 +144,18 @@ def compare(
     baseline: Annotated[str | None, typer.Option(help="Reference model (default: every pair).")] = None,
     resamples: Annotated[int, typer.Option(help="Bootstrap resamples.")] = 2000,
     seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
+    metrics: Annotated[
+        str | None,
+        typer.Option(
+            "--metrics", help="Comma-separated metrics to show, e.g. ndcg@10,recall@20 (default: ndcg@10)."
+        ),
+    ] = None,
+    wide: Annotated[bool, _WIDE] = False,
 ) -> None:
-    """Compare models across run folders: paired differences, bootstrap 95% CIs, Wilcoxon, Holm."""
+    """Compare models across run folders: paired differences, bootstrap 95% CIs, Wilcoxon, Holm.
+
+    Runs are labelled A, B, ... in the tables (the legend names their folders); every pair and
+    metric is in the output's ``results.json``."""
     from crossrec.evaluation.runs import compare_runs
 
     out = out or Path("runs") / f"compare-{datetime.now():%Y%m%d-%H%M%S}"
@@ -137,21 +165,47 @@ def compare(
         _fail(error)
         return
     console = Console()
-    console.print(_summary_table("models", result.results["models"], _main_columns(result.results)))
-    table = Table(title="paired differences (model - reference)")
+    labels = run_labels(runs)
+    names = {name: _short(name, labels) for name in result.results["models"]}
+    for run, label in labels.items():
+        console.print(f"{label} = {run}", highlight=False, soft_wrap=True)
+    asked = [m.strip() for m in metrics.split(",") if m.strip()] if metrics else None
+    columns, every = _main_columns(result.results, asked)
+    print_table(
+        _summary_table("models", result.results["models"], columns, every, wide=wide, names=names),
+        wide=wide,
+    )
+    shown = set(every if wide else asked or [_primary(result.results)])
+    table = Table(title="paired differences (model - reference), * Holm-adjusted p < 0.05")
     for column in ("model", "reference", "metric", "difference", "95% CI", "p (Holm)"):
-        table.add_column(column, justify="right")
-    main = {f"{m}@{kk}" for m in result.results["metrics"] for kk in result.results["ks"]}
+        table.add_column(column, justify="right" if column not in ("model", "reference") else "left",
+                         no_wrap=True)  # fmt: skip
     for row in result.results["comparison"]:
-        if row["metric"] in main:
+        if row["metric"] in shown or row["metric"].partition("@")[0] in shown:
             mark = " *" if row["significant"] else ""
             table.add_row(
-                row["model"],
-                row["reference"],
+                names.get(row["model"], row["model"]),
+                names.get(row["reference"], row["reference"]),
                 row["metric"],
                 f"{row['difference']:+.4f}",
                 f"[{row['ci_low']:+.4f}, {row['ci_high']:+.4f}]",
                 f"{row['p_adjusted']:.3g}{mark}",
             )
-    console.print(table)
+    print_table(table, wide=wide)
     typer.echo(f"wrote {out / 'results.json'} and {out / 'report.html'}")
+
+
+def _short(name: str, labels: dict[str, str]) -> str:
+    """``RUN.model`` with the run folder's name replaced by its label (``A.ease``)."""
+    for run, label in labels.items():
+        if name.startswith(f"{run}."):
+            return f"{label}.{name[len(run) + 1 :]}"
+    return name
+
+
+def _primary(results: dict) -> str:
+    """The metric a comparison shows by default: the first accuracy metric at 10 (or the first k)."""
+    ks = sorted(results.get("ks") or [10])
+    metrics = list(results.get("metrics") or ["ndcg"])
+    metric = "ndcg" if "ndcg" in metrics else metrics[0]
+    return f"{metric}@{10 if 10 in ks else ks[0]}"

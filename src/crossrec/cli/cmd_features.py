@@ -28,7 +28,8 @@ def two_tower(
     seed: int = typer.Option(2022, help="Seed of the split and of training."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
-    """Train a two-tower model with item and user attributes on the target of movielens-cdr (ML-100K)."""
+    """Train a two-tower model with item and user attributes on the target of movielens-cdr (ML-100K);
+    write a run folder (``results.json``, ``split/``, ``report.html``) with the model in ``model/``."""
     from crossrec.data.builtin import DatasetUnavailableError, load_movielens_cdr
     from crossrec.evaluation import evaluate_model, random_split
     from crossrec.features import FeatureTable
@@ -58,11 +59,24 @@ def two_tower(
     except ValueError as error:
         console.print(f"[red]error:[/red] {error}")
         raise typer.Exit(2) from error
+    from crossrec.evaluation.runs import write_run
+
+    evaluation = evaluate_model(model.scorer(), split, ks=(10, 20), seed=seed)
+    # a run folder (results.json, split/, report.html) that `crossrec evaluate` re-reads, and the model
+    write_run(
+        out, {"two_tower": evaluation}, split=split, seeds={"split": seed},
+        config={"fusion": fusion, "text_encoder": text_encoder, "epochs": epochs},
+        learning_curves={"two_tower": model.history_.epochs} if hasattr(model, "history_") else None,
+        title="two-tower on ML-100K", seed=seed,
+    )  # fmt: skip
     model.save(out / "model")
-    split.save(out / "split")
-    summary = evaluate_model(model.scorer(), split, ks=(10,)).summary
+    summary = evaluation.summary
     console.print(f"test NDCG@10 {summary['ndcg@10']:.4f}  Recall@10 {summary['recall@10']:.4f}")
-    console.print(f"model: {out / 'model'}  split: {out / 'split'}")
+    console.print(f"run: {out} (results.json, report.html)  model: {out / 'model'}", highlight=False)
+    console.print(
+        f"modality contributions: crossrec evaluate {out} --ablate-modalities --model {out / 'model'}",
+        highlight=False,
+    )
 
 
 def _columns(text: str | None) -> list[str] | None:

@@ -58,7 +58,7 @@ def synth(
     ),
 ) -> None:
     """Generate a synthetic multi-domain dataset that `crossrec ingest OUTPUT/sources.toml` reads."""
-    from crossrec.data.synthetic import SynthConfig, generate_synthetic, parse_count
+    from crossrec.data.synthetic import SynthConfig, parse_count
 
     try:
         config = SynthConfig(
@@ -72,7 +72,7 @@ def synth(
             shard_rows=parse_count(shard_rows),
             seed=seed,
         )
-        result = generate_synthetic(output, config, overwrite=force)
+        result = _generate_with_progress(output, config, force)
     except (ValueError, ValidationError, FileExistsError) as error:
         raise _fail(str(error)) from None
     except OSError as error:
@@ -99,9 +99,36 @@ def synth(
             f"{info['shared_items']:,}", f"{info['interactions']:,}", str(info["shards"]),
         )  # fmt: skip
     console.print(table)
+    domains = result.manifest["domains"].values()
+    dropped = sum(int(info.get("dropped_duplicates", 0)) for info in domains)
+    capped = sum(int(info.get("capped_events", 0)) for info in domains)
+    if result.manifest["interactions"] != config.interactions:
+        console.print(
+            f"wrote {result.manifest['interactions']:,} of the {config.interactions:,} interactions asked: "
+            f"{capped:,} events cut because a user holds at most half of a domain's items, {dropped:,} "
+            "repeated (user, item) pairs that could not be redrawn (each pair appears once); more --items "
+            "gives fewer of both",
+            highlight=False,
+        )
     console.print(
         f"{result.manifest['seconds']:.1f}s; ingest with: crossrec ingest {result.sources} -o BUNDLE"
     )
+
+
+def _generate_with_progress(output: Path, config: object, force: bool) -> object:
+    """``generate_synthetic`` with a Rich progress bar over the interactions (on a terminal)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from crossrec.data.synthetic import generate_synthetic
+
+    columns = (TextColumn("synth {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, transient=True) as bar:
+        task = bar.add_task("interactions", total=config.interactions)  # type: ignore[attr-defined]
+
+        def advance(domain: str, rows: int) -> None:
+            bar.update(task, advance=rows, description=domain)
+
+        return generate_synthetic(output, config, overwrite=force, progress=advance)  # type: ignore[arg-type]
 
 
 @app.command("train-distributed")

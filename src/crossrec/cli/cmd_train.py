@@ -11,8 +11,52 @@ from rich.console import Console
 from rich.table import Table
 
 from crossrec.cli._app import app
+from crossrec.cli._tables import choose_columns, hidden_caption, metric_columns, metrics_table, print_table
 
-_METRICS = ("ndcg@10", "recall@10", "hit@10")
+_WIDE = typer.Option(False, "--wide", help="Show every test metric (the table may exceed 100 columns).")
+
+
+def _row_names(result: object) -> dict[str, str]:
+    """Table labels of a one-model run's keys: ``target_only (ease)``, ``transfer (joint:ease)``."""
+    guard = getattr(result, "guard", None)
+    if guard is None:
+        return {}
+    label = guard.strategy
+    model = label.partition(":")[2] or label
+    return {"target_only": f"target_only ({model})", "transfer": f"transfer ({label})"}
+
+
+_SET = typer.Option(
+    None,
+    "--set",
+    help="Override a key of the experiment file, KEY=VALUE in TOML (repeatable), e.g. "
+    "--set data.max_users=200 --set search.n_trials=3.",
+)
+
+_BUDGET = typer.Option(
+    None,
+    "--budget",
+    help="Time budget of the selection: 90s, 10m, 1h or seconds. auto starts no candidate (and the "
+    "search no trial) once it is spent, and lists what it skipped.",
+)
+
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_budget(text: str | None) -> float | None:
+    """Seconds of a ``--budget`` value (``90s``, ``10m``, ``1.5h``, ``600``); ``None`` stays ``None``."""
+    if text is None:
+        return None
+    raw = text.strip().lower()
+    unit = _UNITS.get(raw[-1:])
+    number = raw[:-1] if unit is not None else raw
+    try:
+        seconds = float(number) * (unit or 1.0)
+    except ValueError:
+        raise typer.BadParameter(f"{text!r}: write a duration such as 90s, 10m or 1h") from None
+    if not seconds > 0:
+        raise typer.BadParameter(f"{text!r}: the budget must be positive")
+    return seconds
 
 
 _KEEP_MODELS = typer.Option(
@@ -28,6 +72,9 @@ def _run(
     strategy: str | None,
     search: bool,
     keep_models: bool,
+    overrides: list[str] | None = None,
+    auto: object = None,
+    wide: bool = False,
     curve: str | None = None,
 ) -> None:
     from crossrec.data.outputs import OutputFolderError
@@ -37,12 +84,12 @@ def _run(
 
     console = Console()
     try:
-        config = load_experiment(experiment)
+        config = load_experiment(experiment, overrides)
         if not search:
             config.search = None
         if keep_models:
             config.keep_models = True
-        result = run_experiment(config, mode=mode, strategy=strategy, console=console, curve=curve)
+        result = run_experiment(config, mode=mode, strategy=strategy, console=console, auto=auto, curve=curve)
     except (
         ExperimentFileError,
         TransferNotPossibleError,
@@ -52,18 +99,17 @@ def _run(
     ) as error:
         console.print(f"[red]error:[/red] {error}")
         raise typer.Exit(2) from error
-    table = Table(title=f"{config.name}: test, full ranking")
-    table.add_column("model")
-    for metric in _METRICS:
-        table.add_column(metric, justify="right")
-    table.add_column("train s", justify="right")
-    for key, summary in result.summary.items():
-        table.add_row(
-            key,
-            *(f"{summary.get(m, float('nan')):.4f}" for m in _METRICS),
-            f"{result.train_seconds.get(key, 0):.1f}",
-        )
-    console.print(table)
+    results = json.loads((result.run_dir / "results.json").read_text())
+    default, every = metric_columns(results)
+    names = _row_names(result)
+    rows = {names.get(key, key): summary for key, summary in result.summary.items()}
+    seconds = {names.get(k, k): f"{v:.1f}" for k, v in result.train_seconds.items()}
+    shown = every if wide else choose_columns(list(rows), default, fixed=["train s"])
+    table = metrics_table(
+        f"{config.name}: test, full ranking", rows, shown, extra={"train s": seconds},
+        caption=None if wide else hidden_caption(shown, every),
+    )  # fmt: skip
+    print_table(table, wide=wide, console=console)
     for guard in [result.guard] if result.guard is not None else result.guards.values():
         console.print(guard.describe())
     if result.guards:
@@ -72,7 +118,7 @@ def _run(
         _print_curve(console, result.extra["curve"])
     if result.data is not None:
         console.print(f"decided on: {decided_on(result.data.split)['description']}")
-    size = json.loads((result.run_dir / "results.json").read_text()).get("size_bytes", 0)
+    size = results.get("size_bytes", 0)
     console.print(f"results: {result.run_dir / 'results.json'} (run folder {size / 1e6:.1f} MB)")
 
 
@@ -106,6 +152,9 @@ def train(
         "NCCL on GPU).",
     ),
     keep_models: bool = _KEEP_MODELS,
+    overrides: list[str] | None = _SET,
+    budget: str | None = _BUDGET,
+    wide: bool = _WIDE,
 ) -> None:
     """Train the experiment's model on the target domain alone and evaluate it on test.
 
@@ -115,12 +164,15 @@ def train(
     ``[search]`` and ``[evaluation]`` as the single-process run.
     """
     if nproc is not None or int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        _run_distributed(experiment, nproc or 1, search)
+        _run_distributed(experiment, nproc or 1, search, overrides)
         return
-    _run(experiment, "train", None, search, keep_models)
+    from crossrec.experiment.runner import AutoSettings
+
+    settings = AutoSettings(budget_seconds=parse_budget(budget))
+    _run(experiment, "train", None, search, keep_models, overrides, settings, wide)
 
 
-def _run_distributed(experiment: Path, nproc: int, search: bool) -> None:
+def _run_distributed(experiment: Path, nproc: int, search: bool, overrides: list[str] | None) -> None:
     """``crossrec train EXPERIMENT --nproc N``: the experiment's model, optimiser, search and evaluation
     on data-parallel ranks (:func:`crossrec.experiment.distributed.run_experiment_distributed`)."""
     from pydantic import ValidationError
@@ -130,7 +182,7 @@ def _run_distributed(experiment: Path, nproc: int, search: bool) -> None:
 
     console = Console()
     try:
-        config = load_experiment(experiment)
+        config = load_experiment(experiment, overrides)
         if not search:
             config.search = None
         ran = run_experiment_distributed(config, nproc, console=console)
@@ -165,6 +217,15 @@ def transfer(
     ),
     search: bool = typer.Option(True, help="Run the \\[search] section (Optuna, on validation) if present."),
     keep_models: bool = _KEEP_MODELS,
+    overrides: list[str] | None = _SET,
+    budget: str | None = _BUDGET,
+    auto_families: bool = typer.Option(
+        False,
+        "--auto-families",
+        help="With --strategy auto: also try other model families (EASE, ItemKNN, BPR-MF, two-tower "
+        "defaults), not only strategies around the experiment's \\[model].",
+    ),
+    wide: bool = _WIDE,
     curve: str | None = typer.Option(
         None,
         "--curve",
@@ -172,5 +233,13 @@ def transfer(
         "validation and test unchanged): a data-efficiency curve in results.json.",
     ),
 ) -> None:
-    """Transfer from the source domain(s) with the negative-transfer guard, evaluate on test."""
-    _run(experiment, "transfer", strategy, search, keep_models, curve)
+    """Transfer from the source domain(s) with the negative-transfer guard, evaluate on test.
+
+    ``--strategy auto`` tries every strategy that can take the experiment's ``[model]`` and run on
+    the data (``--auto-families`` adds other models), keeps the best on validation and guards it
+    against the model target-only; ``--budget 10m`` bounds it.
+    """
+    from crossrec.experiment.runner import AutoSettings
+
+    settings = AutoSettings(other_families=auto_families, budget_seconds=parse_budget(budget))
+    _run(experiment, "transfer", strategy, search, keep_models, overrides, settings, wide, curve)

@@ -460,7 +460,8 @@ def _stage_sqlite(
     path = sqlite_path(url, base_dir)
     if not path.is_file():
         raise IngestError(
-            f"{where}: SQLite file {path} not found; check 'url' (sqlite:///relative/or/absolute.db)"
+            f"{where}: SQLite file {path} not found; check 'url': sqlite:///name.db (three slashes) is "
+            f"relative to the data folder {base_dir}, sqlite:////abs/path/name.db (four) is absolute"
         )
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:

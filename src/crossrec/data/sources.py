@@ -75,7 +75,8 @@ class Location(_Model):
     path: str | None = None
     """File path or glob, relative to ``--data-dir`` (default: the sources file's folder)."""
     url: str | None = None
-    """Database URL: ``sqlite:///file.db``, ``postgresql://user@host:5432/db`` or any SQLAlchemy URL."""
+    """Database URL: ``sqlite:///file.db`` (relative to the data folder), ``sqlite:////abs/file.db``
+    (absolute), ``postgresql://user@host:5432/db`` or any SQLAlchemy URL."""
     url_env: str | None = None
     """Name of an environment variable holding the database URL (keeps passwords out of the sources file)."""
     table: str | None = None
@@ -251,8 +252,11 @@ class SourceConfig(_Model):
     pseudonymize_user_ids: bool = False
     """Replace user ids by keyed HMAC pseudonyms (required when the user id is an email or phone)."""
     interactions: InteractionTable
+    """``[sources.NAME.interactions]``: the user-item events (required)."""
     users: UserTable | None = None
+    """``[sources.NAME.users]``: user attributes and identity link keys (optional)."""
     items: ItemTable | None = None
+    """``[sources.NAME.items]``: item attributes, link key or title (optional)."""
 
 
 class DomainConfig(_Model):
@@ -301,10 +305,15 @@ class SourcesFile(_Model):
     """A whole sources file."""
 
     version: Literal[1] = 1
+    """Version of the sources-file format."""
     link: LinkConfig = Field(default_factory=LinkConfig)
+    """``[link]``: how users (keyed pseudonyms) and items (keys, fuzzy titles) are linked."""
     rejects: RejectLimits = Field(default_factory=RejectLimits)
+    """``[rejects]``: how many rejected rows a table may have before a warning or a failure."""
     sources: dict[Annotated[str, Field(pattern=_NAME.pattern)], SourceConfig]
+    """``[sources.NAME]``: one platform's tables (``interactions``, optional ``users``, ``items``)."""
     domains: dict[str, DomainConfig] = Field(default_factory=dict)
+    """``[domains.NAME]``: how each domain is cleaned (role, duplicates, k-core)."""
 
     @model_validator(mode="after")
     def _domains_are_used(self) -> SourcesFile:

@@ -32,6 +32,7 @@ import json
 import re
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -296,12 +297,14 @@ class _DomainSampler:
         return np.minimum(items, self.plan.items - 1)
 
 
-def _user_counts(config: SynthConfig, plan: _Plan, rng: np.random.Generator) -> np.ndarray:
+def _user_counts(config: SynthConfig, plan: _Plan, rng: np.random.Generator) -> tuple[np.ndarray, int]:
+    """Events per user, and how many were cut because a user may hold at most half the items."""
     floor = min(config.min_user_interactions, max(1, plan.interactions // plan.users))
     rest = max(0, plan.interactions - floor * plan.users)
     weights = _zipf_weights(plan.users, config.user_activity_exponent, rng)
     counts = floor + rng.multinomial(rest, weights)
-    return np.minimum(counts, max(1, plan.items // 2)).astype(np.int64)
+    capped = np.minimum(counts, max(1, plan.items // 2)).astype(np.int64)
+    return capped, int(counts.sum() - capped.sum())
 
 
 class _ShardWriter:
@@ -357,9 +360,14 @@ def _ids(prefix: str, indices: np.ndarray) -> pa.Array:
 
 
 def _generate_interactions(
-    config: SynthConfig, plan: _Plan, sampler: _DomainSampler, folder: Path, rng: np.random.Generator
+    config: SynthConfig,
+    plan: _Plan,
+    sampler: _DomainSampler,
+    folder: Path,
+    rng: np.random.Generator,
+    progress: Callable[[str, int], None] | None = None,
 ) -> dict[str, int]:
-    counts = _user_counts(config, plan, rng)
+    counts, capped = _user_counts(config, plan, rng)
     user_ids = _ids("u", plan.global_users(np.arange(plan.users)))
     item_ids = _ids("i", plan.global_items(np.arange(plan.items)))
     span = config.days * 86_400
@@ -398,8 +406,15 @@ def _generate_interactions(
                 schema=_ShardWriter.schema,
             )
         )
+        if progress is not None:
+            progress(plan.name, int(counts[block].sum()))
     writer.close()
-    return {"interactions": writer.rows, "shards": writer.shards, "dropped_duplicates": duplicates}
+    return {
+        "interactions": writer.rows,
+        "shards": writer.shards,
+        "dropped_duplicates": duplicates,
+        "capped_events": capped,
+    }
 
 
 def _write_items(plan: _Plan, sampler: _DomainSampler, world: _World, path: Path) -> None:
@@ -476,7 +491,9 @@ def _sources_toml(config: SynthConfig, plans: list[_Plan]) -> str:
     return "\n".join(lines)
 
 
-def _generate_into(output: Path, config: SynthConfig) -> dict[str, Any]:
+def _generate_into(
+    output: Path, config: SynthConfig, progress: Callable[[str, int], None] | None = None
+) -> dict[str, Any]:
     started = time.perf_counter()
     plans = _plans(config)
     world = _World(config, plans)
@@ -486,7 +503,7 @@ def _generate_into(output: Path, config: SynthConfig) -> dict[str, Any]:
         sampler = _DomainSampler(config, plan, world, rng)
         folder = output / plan.name
         folder.mkdir()
-        written = _generate_interactions(config, plan, sampler, folder, rng)
+        written = _generate_interactions(config, plan, sampler, folder, rng, progress)
         _write_items(plan, sampler, world, folder / "items.parquet")
         _write_users(plan, sampler, world, folder / "users.parquet")
         domains[plan.name] = {
@@ -512,7 +529,11 @@ def _generate_into(output: Path, config: SynthConfig) -> dict[str, Any]:
 
 
 def generate_synthetic(
-    output: str | Path, config: SynthConfig | None = None, *, overwrite: bool = False
+    output: str | Path,
+    config: SynthConfig | None = None,
+    *,
+    overwrite: bool = False,
+    progress: Callable[[str, int], None] | None = None,
 ) -> SynthResult:
     """Generate a synthetic multi-domain dataset as Parquet shards plus a ``sources.toml``.
 
@@ -524,6 +545,9 @@ def generate_synthetic(
         Sizes, shares and generative settings (default: :class:`SynthConfig` with 1M interactions).
     overwrite
         Replace an existing folder (only one that ``generate_synthetic`` wrote, holding only its files).
+    progress
+        Called as ``progress(domain, rows)`` after each chunk of interactions is written (rows of
+        that chunk), e.g. to advance a progress bar towards ``config.interactions``.
 
     Returns
     -------
@@ -548,7 +572,7 @@ def generate_synthetic(
     clean_stale_work_folders(output.parent, output.name)
     partial = make_work_folder(output.parent, output.name, "partial")
     try:
-        manifest = _generate_into(partial, config)
+        manifest = _generate_into(partial, config, progress)
         if replacing and output.exists():
             retired = work_path(output.parent, output.name, "old")
             output.rename(retired)

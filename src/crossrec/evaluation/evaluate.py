@@ -253,6 +253,7 @@ def _finish(
     users = per_user["user"].to_numpy()
     popularity = split.train.n_per_item(split.n_items)
     is_head = beyond.head_items(popularity, head_fraction)
+    is_tail = beyond.recbole_tail_items(popularity)
     columns: dict[str, np.ndarray] = {}
     summary_extra: dict[str, float] = {}
     if item_categories is not None and len(item_categories) != split.n_items:
@@ -265,6 +266,7 @@ def _finish(
         columns[f"novelty@{k}"] = beyond.novelty(recommendations, popularity, split.n_users, k)
         columns[f"avg_pop@{k}"] = beyond.average_popularity(recommendations, popularity, k)
         columns[f"tail@{k}"] = beyond.long_tail_share(recommendations, is_head, k)
+        columns[f"tail_percentage@{k}"] = beyond.tail_percentage(recommendations, is_tail, k)
         if item_categories is not None:
             columns[f"ild_category@{k}"] = beyond.intra_list_diversity_categories(
                 recommendations, item_categories, k

@@ -23,11 +23,42 @@ from crossrec.evaluation.slices import bucket_order
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["render_report"]
+__all__ = ["ACCURACY_METRICS", "baseline_pairs", "main_metric", "render_report"]
+
+ACCURACY_METRICS = ("recall", "ndcg", "hit", "precision", "mrr", "map")
+"""Per-user accuracy metrics; every other column of a summary is beyond accuracy (or a rating error)."""
+
+
+def main_metric(metrics: Sequence[str], ks: Sequence[int]) -> str | None:
+    """The headline metric of a run: NDCG (else recall, else the first metric) at the first K."""
+    if not metrics or not ks:
+        return None
+    chosen = next((m for m in ("ndcg", "recall") if m in metrics), metrics[0])
+    return f"{chosen}@{ks[0]}"
+
+
+def baseline_pairs(results: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """``(model, its baseline)`` pairs of a run: each family's transfer against its target-only
+    model, every model against ``results["baseline"]``, else (a comparison of runs) every pair
+    that ``results["comparison"]`` holds."""
+    names = list(results.get("models") or {})
+    families = (results.get("extra") or {}).get("families") or []
+    if families:
+        return [
+            (str(transfer), str(base)) for base, transfer in families if transfer in names and base in names
+        ]
+    baseline = results.get("baseline")
+    if baseline in names:
+        return [(name, baseline) for name in names if name != baseline]
+    seen = dict.fromkeys((row["model"], row["reference"]) for row in results.get("comparison") or [])
+    return list(seen)
+
 
 _STYLE = """
-body{font-family:system-ui,sans-serif;margin:2rem;max-width:1200px;color:#222}
-table{border-collapse:collapse;margin:1rem 0;font-size:.85rem;display:block;overflow-x:auto}
+body{font-family:system-ui,sans-serif;margin:1.5rem;max-width:1200px;color:#222}
+table{border-collapse:collapse;margin:1rem 0;font-size:.85rem;max-width:100%}
+#decision{border:2px solid #075;border-radius:6px;padding:.5rem 1rem;background:#f4fbf7}
+#decision.baseline{border-color:#a60;background:#fdf8f0}
 th,td{border:1px solid #ccc;padding:.25rem .5rem;text-align:right}
 th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}
 img{max-width:100%;border:1px solid #eee;margin:.5rem 0}
@@ -53,9 +84,22 @@ def _png(figure: Figure) -> str:
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
+def _axis_labels(figure: Figure) -> str:
+    """``x: ..., y: ...`` of every panel (the chart's alt text names what its axes show)."""
+    labels = [
+        f"x: {axis.get_xlabel() or '-'}, y: {axis.get_ylabel() or '-'}"
+        for axis in figure.axes
+        if axis.get_xlabel() or axis.get_ylabel()
+    ]
+    return "; ".join(labels)
+
+
 def _image(title: str, figure: Figure) -> str:
+    axes = _axis_labels(figure)
+    alt = f"{title} ({axes})" if axes else title
     return (
-        f'<figure><img class="chart" alt="{html.escape(title)}" src="data:image/png;base64,{_png(figure)}">'
+        f'<figure><img class="chart" alt="{html.escape(alt)}" data-axes="{html.escape(axes)}" '
+        f'src="data:image/png;base64,{_png(figure)}">'
         + (f"<figcaption>{html.escape(title)}</figcaption></figure>")
     )
 
@@ -106,9 +150,21 @@ def _metric_bars(results: Mapping[str, Any]) -> Figure | None:
             )
         axis.set_xticks(np.arange(len(ks)) + width * (len(models) - 1) / 2, [f"@{k}" for k in ks])
         axis.set_title(metric)
-    axes[0][0].legend(fontsize="small")
-    figure.tight_layout()
+        axis.set_xlabel("cut-off K (list length)")
+    axes[0][0].set_ylabel("mean over test users (0-1)")
+    _legend_below(figure, axes[0][0])
     return figure
+
+
+def _legend_below(figure: Figure, axis: Any) -> None:
+    """One legend under the panels, so that it never covers bars or lines."""
+    handles, labels = axis.get_legend_handles_labels()
+    figure.tight_layout()
+    if handles:
+        figure.legend(
+            handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=min(len(labels), 4),
+            fontsize="small", frameon=False,
+        )  # fmt: skip
 
 
 def _learning_curves(curves: Mapping[str, Sequence[Mapping[str, float]]]) -> Figure | None:
@@ -124,10 +180,20 @@ def _learning_curves(curves: Mapping[str, Sequence[Mapping[str, float]]]) -> Fig
             if ys:
                 axis.plot(xs, ys, marker="o", markersize=3, label=name)
         axis.set_xlabel("epoch")
+        axis.set_ylabel(_curve_label(key))
         axis.set_title(key)
-    axes[0][0].legend(fontsize="small")
-    figure.tight_layout()
+    _legend_below(figure, axes[0][0])
     return figure
+
+
+def _curve_label(key: str) -> str:
+    if key == "loss":
+        return "training loss (mean per batch)"
+    if key == "seconds":
+        return "seconds per epoch (s)"
+    if key.startswith("valid_"):
+        return f"validation {key[len('valid_') :]} (0-1)"
+    return key
 
 
 def _activity(results: Mapping[str, Any], metric: str) -> Figure | None:
@@ -138,34 +204,58 @@ def _activity(results: Mapping[str, Any], metric: str) -> Figure | None:
     labels = bucket_order([label for rows in per_model.values() for label in rows])
     if not labels:
         return None
+    intervals = results.get("activity_intervals") or {}
+    if intervals.get("metric") not in (None, metric):
+        intervals = {}
     names = list(per_model)
-    panels = 2 if len(names) > 1 else 1
-    figure, axes = _pyplot().subplots(1, panels, figsize=(6 * panels, 3.4), squeeze=False)
+    gains = intervals.get("gains") or {}
+    panels = 2 if gains or len(names) > 1 else 1
+    figure, axes = _pyplot().subplots(1, panels, figsize=(6 * panels, 3.6), squeeze=False)
     width = 0.8 / len(names)
     x = np.arange(len(labels))
     for m, name in enumerate(names):
-        values = [per_model[name].get(label, {}).get(metric, np.nan) for label in labels]
-        axes[0][0].bar(x + m * width, values, width, label=name)
+        values = np.array([per_model[name].get(label, {}).get(metric, np.nan) for label in labels], float)
+        bounds = (intervals.get("models") or {}).get(name, {})
+        low = np.array([bounds.get(label, [v, v])[0] for label, v in zip(labels, values, strict=True)])
+        high = np.array([bounds.get(label, [v, v])[1] for label, v in zip(labels, values, strict=True)])
+        error = np.clip(np.nan_to_num(np.vstack([values - low, high - values])), 0, None)
+        axes[0][0].bar(x + m * width, values, width, yerr=error, capsize=2, label=name)
     counts = [max(per_model[n].get(label, {}).get("n_users", 0) for n in names) for label in labels]
-    axes[0][0].set_xticks(
-        x + width * (len(names) - 1) / 2, [f"{lab}\n(n={c})" for lab, c in zip(labels, counts, strict=True)]
-    )
-    axes[0][0].set_title(f"{metric} by training interactions of the user")
-    axes[0][0].legend(fontsize="small")
+    ticks = [f"{lab}\n(n={c})" for lab, c in zip(labels, counts, strict=True)]
+    axes[0][0].set_xticks(x + width * (len(names) - 1) / 2, ticks)
+    axes[0][0].set_title(f"{metric} by user activity, 95% bootstrap CI")
+    axes[0][0].set_xlabel("training interactions of the user (n = test users in the bucket)")
+    axes[0][0].set_ylabel(f"{metric}, mean over users (0-1)")
     if panels == 2:
-        reference = results.get("baseline") or names[0]
-        for name in [n for n in names if n != reference]:
-            gain = [
-                per_model[name].get(label, {}).get(metric, np.nan)
-                - per_model[reference].get(label, {}).get(metric, np.nan)
-                for label in labels
-            ]
-            axes[0][1].plot(x, gain, marker="o", label=f"{name} - {reference}")
-        axes[0][1].axhline(0, color="grey", linewidth=0.8)
-        axes[0][1].set_xticks(x, labels)
-        axes[0][1].set_title(f"gain in {metric} over {reference}")
-        axes[0][1].legend(fontsize="small")
-    figure.tight_layout()
+        axis = axes[0][1]
+        if gains:
+            for offset, (pair, rows) in enumerate(gains.items()):
+                shift = (offset - (len(gains) - 1) / 2) * 0.1
+                mean = np.array([rows.get(label, [np.nan] * 3)[0] for label in labels], float)
+                low = np.array([rows.get(label, [np.nan] * 3)[1] for label in labels], float)
+                high = np.array([rows.get(label, [np.nan] * 3)[2] for label in labels], float)
+                error = np.clip(np.nan_to_num(np.vstack([mean - low, high - mean])), 0, None)
+                axis.errorbar(x + shift, mean, yerr=error, marker="o", capsize=3, label=pair)
+            axis.set_title(f"paired gain in {metric}, 95% bootstrap CI")
+        else:  # an older results.json without intervals: differences of the bucket means only
+            reference = results.get("baseline") or names[0]
+            for name in [n for n in names if n != reference]:
+                gain = [
+                    per_model[name].get(label, {}).get(metric, np.nan)
+                    - per_model[reference].get(label, {}).get(metric, np.nan)
+                    for label in labels
+                ]
+                axis.plot(x, gain, marker="o", label=f"{name} - {reference}")
+            axis.set_title(f"gain in {metric} over {reference} (no intervals recorded)")
+        axis.axhline(0, color="grey", linewidth=0.8)
+        axis.set_xticks(x, ticks)
+        axis.set_xlabel("training interactions of the user")
+        axis.set_ylabel(f"difference in {metric} (model - reference)")
+        handles, pair_labels = axis.get_legend_handles_labels()
+        if handles:
+            axis.legend(handles, pair_labels, fontsize="x-small", loc="upper center",
+                        bbox_to_anchor=(0.5, -0.38), frameon=False)  # fmt: skip
+    _legend_below(figure, axes[0][0])
     return figure
 
 
@@ -183,7 +273,9 @@ def _coverage_popularity(
         axes[0][0].bar(x + offset, [models[n]["summary"].get(key, np.nan) for n in names], 0.4, label=key)
     axes[0][0].set_xticks(x, names, rotation=20)
     axes[0][0].set_title("catalogue coverage and Gini of exposure")
-    axes[0][0].legend(fontsize="small")
+    axes[0][0].set_xlabel("model")
+    axes[0][0].set_ylabel(f"share of the catalogue / Gini index at K={k} (0-1)")
+    axes[0][0].legend(fontsize="small", loc="upper left", bbox_to_anchor=(0.0, -0.35), frameon=False)
     if popularity is not None and len(popularity):
         order = np.argsort(-popularity, kind="stable")
         share_items = np.arange(1, len(order) + 1) / len(order)
@@ -197,10 +289,10 @@ def _coverage_popularity(
             top = recs[:, :k]
             counts = np.bincount(top[top >= 0], minlength=len(popularity))[order]
             axes[0][1].plot(share_items, np.cumsum(counts) / max(1, counts.sum()), label=name)
-        axes[0][1].set_xlabel("share of items, most popular first")
-        axes[0][1].set_ylabel("cumulative share")
+        axes[0][1].set_xlabel("share of items, most popular in training first (0-1)")
+        axes[0][1].set_ylabel("cumulative share of interactions / recommendations (0-1)")
         axes[0][1].set_title(f"concentration of top-{k} recommendations")
-        axes[0][1].legend(fontsize="small")
+        axes[0][1].legend(fontsize="small", loc="lower right")
     figure.tight_layout()
     return figure
 
@@ -225,26 +317,29 @@ def render_report(
     """
     models = results["models"]
     ks = results["ks"]
-    main = f"{results['metrics'][0]}@{ks[0]}" if results["metrics"] and ks else None
-    for preferred in ("ndcg", "recall"):
-        if preferred in results["metrics"]:
-            main = f"{preferred}@{ks[0]}"
-            break
-    accuracy = [f"{m}@{k}" for m in results["metrics"] for k in ks]
-    others = sorted({c for m in models.values() for c in m["summary"]} - set(accuracy), key=_column_key)
-    summary_columns = accuracy + others
-    summary_rows = [
-        {"model": name} | {c: m["summary"].get(c) for c in summary_columns} for name, m in models.items()
-    ]
+    main = main_metric(results["metrics"], ks)
+    present = {c for m in models.values() for c in m["summary"]}
+    accuracy = [f"{m}@{k}" for m in results["metrics"] for k in ks if f"{m}@{k}" in present]
+    others = sorted(present - set(accuracy), key=_column_key)
+
+    def rows(columns: Sequence[str]) -> list[dict[str, Any]]:
+        return [{"model": name} | {c: m["summary"].get(c) for c in columns} for name, m in models.items()]
+
     parts = [
         f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
         f"<style>{_STYLE}</style></head><body>",
         f"<h1>{html.escape(title)}</h1>",
+        _decision_section(results),
         _meta_paragraph(results),
-        "<h2>Metrics</h2>",
-        "<p>Means over evaluated users; list-level metrics (coverage, gini) and rating errors as defined in "
-        "<code>crossrec.evaluation</code>.</p>",
-        _table(summary_rows, "metrics", ["model", *summary_columns]),
+        "<h2>Accuracy</h2>",
+        "<p>Means over evaluated test users, full ranking over all items excluding each user's training "
+        "(and validation) items; definitions in the README (they follow RecBole).</p>",
+        _table(rows(accuracy), "metrics-accuracy", ["model", *accuracy]),
+        "<h2>Beyond accuracy</h2>",
+        "<p>Coverage and Gini are list-level; novelty, avg_pop, tail and intra-list diversity are means "
+        "over users (crossrec's definitions, in the README); rating errors where a model predicts "
+        "ratings.</p>",
+        *_beyond_tables(others, rows),
     ]
     charts = [  # drawn only when matplotlib is installed (the report extra)
         ("Accuracy with 95% bootstrap confidence intervals", lambda: _metric_bars(results)),
@@ -264,11 +359,21 @@ def render_report(
         parts.append("<p>Charts need matplotlib: <code>pip install 'crossrec[report]'</code>.</p>")
     comparison = results.get("comparison") or []
     if comparison:
+        pairs = set(baseline_pairs(results))
+        shown = [
+            _oriented(row, pairs) for row in comparison
+            if row["metric"] in accuracy and {(row["model"], row["reference"]),
+                                              (row["reference"], row["model"])} & pairs
+        ]  # fmt: skip
         parts.append(
-            "<h2>Paired comparison</h2><p>Difference = model - reference, bootstrap 95% CI over users, "
-            "two-sided Wilcoxon signed-rank test, Holm-adjusted over pairs when more than two models.</p>"
+            "<h2>Paired comparison</h2><p>Each model against its baseline, accuracy metrics: difference = "
+            "model - reference, bootstrap 95% CI over users, two-sided Wilcoxon signed-rank test, "
+            f"Holm-adjusted over pairs when more than two models. {len(shown)} of {len(comparison)} rows "
+            "shown; <code>results.json</code> holds every pair and metric.</p>"
         )
-        parts.append(_table(comparison, "comparison"))
+        columns = ["model", "reference", "metric", "mean_model", "mean_reference", "difference", "ci_low",
+                   "ci_high", "p_adjusted", "significant"]  # fmt: skip
+        parts.append(_table(shown, "comparison", [c for c in columns if shown and c in shown[0]]))
     ablation = (results.get("extra") or {}).get("ablation") or []
     if ablation:
         parts.append(
@@ -276,11 +381,15 @@ def render_report(
             "masked model, paired bootstrap 95% CI over users.</p>"
         )
         parts.append(_table(ablation, "ablation"))
-    parts.append("<h2>Slices</h2>")
+    parts.append(
+        f"<h2>Slices</h2><p>Accuracy at K = {ks[0] if ks else ''} by user activity, user group and head/tail "
+        "test items (every metric of every slice is in <code>results.json</code>).</p>"
+    )
     for name, model in models.items():
         parts.append(f"<h3>{html.escape(name)}</h3>")
         rows = model["slices"]
-        columns = ["slice", "group", "n_users", *[c for c in summary_columns if rows and c in rows[0]]]
+        first_k = [c for c in accuracy if c.endswith(f"@{ks[0]}")] if ks else accuracy
+        columns = ["slice", "group", "n_users", *[c for c in first_k if rows and c in rows[0]]]
         parts.append(_table(rows, f"slices-{html.escape(name)}", columns))
     parts.append("<h2>Configuration</h2><pre>")
     parts.append(
@@ -311,8 +420,94 @@ def _ablation(results: Mapping[str, Any]) -> Figure | None:
     figure, axis = _pyplot().subplots(figsize=(6, 0.4 * len(rows) + 1.2))
     axis.barh(names, values, xerr=np.vstack([low, high]), color="#4c72b0", capsize=3)
     axis.axvline(0, color="black", linewidth=0.8)
-    axis.set_xlabel("contribution (full - masked)")
+    axis.set_xlabel("contribution to the metric, full - masked (95% bootstrap CI)")
+    axis.set_ylabel("masked modality")
     return figure
+
+
+def _oriented(row: Mapping[str, Any], pairs: set[tuple[str, str]]) -> dict[str, Any]:
+    """``row`` as model - its baseline (a row stored the other way round has its sign flipped)."""
+    if (row["model"], row["reference"]) in pairs:
+        return dict(row)
+    flipped = dict(row, model=row["reference"], reference=row["model"])
+    flipped.update(
+        mean_model=row.get("mean_reference"), mean_reference=row.get("mean_model"),
+        difference=-row["difference"], ci_low=-row["ci_high"], ci_high=-row["ci_low"],
+    )  # fmt: skip
+    return flipped
+
+
+def _beyond_tables(columns: Sequence[str], rows: Any) -> list[str]:
+    """One beyond-accuracy table per cut-off (plus one for metrics without one), so each fits the page."""
+    if not columns:
+        return ["<p>(none)</p>"]
+    by_k: dict[str, list[str]] = {}
+    for column in columns:
+        by_k.setdefault(column.partition("@")[2], []).append(column)
+    out = []
+    for k, group in by_k.items():
+        heading = f"<h3>at K = {html.escape(k)}</h3>" if k else "<h3>over all pairs</h3>"
+        out += [heading, _table(rows(group), f"metrics-beyond-{k or 'all'}", ["model", *group])]
+    return out
+
+
+def _decision_section(results: Mapping[str, Any]) -> str:
+    """What the run kept and why: the negative-transfer guard's decision(s), the interval and the
+    validation data it was decided on (empty for a comparison of runs)."""
+    extra = results.get("extra") or {}
+    kept = extra.get("kept")
+    dataset = extra.get("dataset") or {}
+    target = dataset.get("target") or {}
+    on = (
+        f"decided on the <b>validation</b> part of the target {html.escape(str(target.get('name', '')))} "
+        f"({target.get('users', '?')} users, {target.get('items', '?')} items); the test part was read "
+        "only for the tables below"
+    )
+    decisions: list[dict[str, Any]] = []
+    if extra.get("guard"):
+        guard = dict(extra["guard"])
+        guard.setdefault("baseline", "target_only")
+        guard.setdefault("candidate", "transfer")
+        guard["chosen"] = "transfer" if guard.get("kept") == "transfer" else "target_only"
+        decisions.append(guard)
+    decisions += list((extra.get("negative_transfer_guard") or {}).get("families") or [])
+    if not decisions:
+        if kept is None:
+            return ""
+        return (
+            f'<section id="decision" class="baseline"><h2>What was kept and why</h2><p>Kept '
+            f"<b>{html.escape(str(kept))}</b>: no transfer was guarded in this run (target-only)."
+            "</p></section>"
+        )
+    items = []
+    for d in decisions:
+        took = d.get("chosen") == d.get("candidate")
+        verdict = "kept the transfer" if took else "kept the target-only baseline"
+        items.append(
+            f"<li><b>{html.escape(str(d.get('candidate')))}</b> vs "
+            f"<b>{html.escape(str(d.get('baseline')))}</b> "
+            f"({html.escape(str(d.get('strategy', '')))}): validation {html.escape(str(d.get('metric')))} "
+            f"{_fmt(d.get('transfer_valid'))} vs {_fmt(d.get('baseline_valid'))}, paired difference "
+            f"{float(d.get('difference', np.nan)):+.4f} [95% CI {float(d.get('ci_low', np.nan)):+.4f}, "
+            f"{float(d.get('ci_high', np.nan)):+.4f}] over {d.get('n_users', '?')} validation users "
+            f"&rarr; <b>{verdict}</b></li>"
+        )
+    auto = extra.get("auto") or {}
+    auto_note = ""
+    if auto:
+        auto_note = (
+            f"<p><code>auto</code> tried {len(auto.get('tried') or [])} candidate(s) and skipped "
+            f"{len(auto.get('skipped') or [])} (reasons in <code>results.json</code>).</p>"
+        )
+    families = extra.get("negative_transfer_guard") or {}
+    chosen = families.get("chosen", kept)
+    any_transfer = any(d.get("chosen") == d.get("candidate") for d in decisions)
+    css = "" if any_transfer else ' class="baseline"'
+    return (
+        f'<section id="decision"{css}><h2>What was kept and why</h2>'
+        f"<p>Kept <b>{html.escape(str(chosen))}</b>. The negative-transfer guard {on}:</p>"
+        f"<ul>{''.join(items)}</ul>{auto_note}</section>"
+    )
 
 
 def _column_key(column: str) -> tuple[str, int]:

@@ -44,7 +44,10 @@ from crossrec.evaluation.evaluate import (
     evaluate_recommendations,
     model_intervals,
 )
-from crossrec.evaluation.report import render_report
+from crossrec.evaluation.report import baseline_pairs as _baseline_pairs
+from crossrec.evaluation.report import main_metric, render_report
+from crossrec.evaluation.slices import DEFAULT_ACTIVITY_EDGES, activity_buckets
+from crossrec.metrics.significance import bootstrap_mean_ci
 from crossrec.models.base import Recommender
 from crossrec.splitting.splits import Split
 
@@ -96,6 +99,57 @@ def _versions() -> dict[str, str]:
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return json.loads(frame.to_json(orient="records"))
+
+
+def activity_intervals(
+    evaluations: Mapping[str, ModelEvaluation],
+    split: Split,
+    pairs: Sequence[tuple[str, str]],
+    *,
+    n_resamples: int = 2000,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Bootstrap 95% intervals of the main metric per user-activity bucket (the report's slice
+    chart), and of each model's paired per-user gain over its reference (``pairs``) in each bucket.
+
+    Returns ``{"metric", "models": {name: {bucket: [low, high]}}, "gains": {"model - reference":
+    {bucket: [difference, low, high]}}}``; buckets follow :func:`activity_buckets`.
+    """
+    if not evaluations:
+        return {}
+    first = next(iter(evaluations.values()))
+    metric = main_metric(list(first.metrics), list(first.ks))
+    if metric is None:
+        return {}
+    n_train = split.train.n_per_user(split.n_users)
+    values: dict[str, pd.Series] = {}
+    out: dict[str, Any] = {"metric": metric, "models": {}, "gains": {}}
+    for name, evaluation in evaluations.items():
+        if metric not in evaluation.per_user:
+            continue
+        table = evaluation.per_user[["user", metric]].dropna()
+        values[name] = table.set_index("user")[metric]
+        buckets = activity_buckets(n_train[table["user"].to_numpy()], DEFAULT_ACTIVITY_EDGES)
+        out["models"][name] = {
+            str(bucket): bootstrap_mean_ci(
+                table[metric].to_numpy()[buckets == bucket], n_resamples=n_resamples, seed=seed
+            ).tolist()
+            for bucket in np.unique(buckets)
+        }
+    for model, reference in pairs:
+        if model not in values or reference not in values:
+            continue
+        joined = pd.concat([values[model], values[reference]], axis=1, join="inner").dropna()
+        users = joined.index.to_numpy()
+        difference = (joined.iloc[:, 0] - joined.iloc[:, 1]).to_numpy()
+        buckets = activity_buckets(n_train[users], DEFAULT_ACTIVITY_EDGES)
+        gains = {}
+        for bucket in np.unique(buckets):
+            chosen = difference[buckets == bucket]
+            low, high = bootstrap_mean_ci(chosen, n_resamples=n_resamples, seed=seed)
+            gains[str(bucket)] = [float(chosen.mean()), float(low), float(high)]
+        out["gains"][f"{model} - {reference}"] = gains
+    return out
 
 
 def write_run(
@@ -188,6 +242,9 @@ def write_run(
         data_manifest_hash=data_manifest_hash,
         extra=dict(extra or {}),
         baseline=baseline,
+    )
+    results["activity_intervals"] = activity_intervals(
+        evaluations, split, _baseline_pairs(results), n_resamples=n_resamples, seed=seed
     )
     popularity = split.train.n_per_item(split.n_items)
     page = render_report(

@@ -65,11 +65,15 @@ def build_strategy(
     """The configured strategy around the configured model (search overrides applied).
 
     ``model`` and ``params`` replace ``config.model`` and ``config.transfer.params`` (one family of a
-    run with several).
+    run with several). ``config.transfer.params`` apply only to ``config.transfer.strategy``: another
+    strategy (``--strategy``, or ``"none"`` for target-only search trials) starts from its defaults.
     """
     name = strategy or config.transfer.strategy
     recommender = build_model(config, model_params, model=model)
-    base = config.transfer.params if params is None else params
+    # the file's [transfer] params belong to the file's strategy, not to an override (--strategy,
+    # or "none" for the target-only side of a search)
+    own = config.transfer.params if name == config.transfer.strategy else {}
+    base = own if params is None else params
     kwargs = {**base, **(transfer_params or {})}
     try:
         return make_strategy(name, model=recommender, **kwargs)

@@ -55,6 +55,7 @@ __all__ = [
     "SearchDimension",
     "SplitConfig",
     "TransferConfig",
+    "apply_overrides",
     "load_experiment",
 ]
 
@@ -72,7 +73,7 @@ class DataConfig(_Strict):
 
     builtin: Literal["movielens-cdr"] | None = Field(None, description="A built-in dataset.")
     data_dir: Path | None = Field(None, description="Cache folder of built-in datasets.")
-    bundle: Path | None = Field(None, description="A crossrec bundle folder (from `crossrec data`).")
+    bundle: Path | None = Field(None, description="A crossrec bundle folder (from `crossrec ingest`).")
     target: str | None = Field(
         None, description="Target domain name in the bundle (default: its target role)."
     )
@@ -116,20 +117,29 @@ class DataConfig(_Strict):
 class SplitConfig(_Strict):
     """How the target's interactions are split (train / valid / test)."""
 
-    protocol: Literal["random", "leave_one_out", "temporal", "cold_start", "cold_users"] = Field(
+    protocol: Literal["random", "leave_one_out", "temporal", "cold_start", "no_history"] = Field(
         "random",
-        description="cold_start: cold users keep n_train training interactions; cold_users: a share of "
-        "the users linked to a source keep none (all their target interactions held out), and "
-        "selection, the guard and the test figures are on those users.",
+        description="random: per-user random ratios; leave_one_out: each user's last item to test; "
+        "temporal: a global cut by time; cold_start: a share of users keeps only n_train training items "
+        "(chosen among split.cold_users); no_history: a share of the users linked to a source keeps no "
+        "target data at all, and selection, the guard and the test figures are on those users.",
     )
-    ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    ratios: tuple[float, float, float] = Field(
+        (0.8, 0.1, 0.1),
+        description="train / valid / test shares (random, temporal, no_history's warm users).",
+    )
     n_train: int = Field(2, ge=1, description="cold_start: training interactions left to cold users.")
     fraction: float = Field(
-        0.2, gt=0, le=1, description="cold_start / cold_users: share of (linked) users made cold."
+        0.2, gt=0, le=1, description="cold_start / no_history: share of the (linked) users made cold."
+    )
+    cold_users: Literal["all", "linked"] = Field(
+        "all",
+        description="cold_start: draw the cold users among all target users, or only among those linked "
+        "to a source (data.link_users), the users a transfer can help.",
     )
     holdout: Literal["users", "interactions"] = Field(
         "users",
-        description="cold_users: cold users split into disjoint validation and test users ('users'), "
+        description="no_history: cold users split into disjoint validation and test users ('users'), "
         "or each cold user's interactions half to validation, half to test ('interactions').",
     )
 
@@ -137,14 +147,21 @@ class SplitConfig(_Strict):
 class ModelConfig(_Strict):
     """A registered model (``crossrec.models``) and its constructor arguments."""
 
-    name: str = "ease"
-    params: dict[str, Any] = Field(default_factory=dict)
+    name: str = Field(
+        "ease",
+        description="Registered model: ease, item_knn, popularity, bpr_mf, lightgcn, "
+        "two_tower, markov, sasrec, gru4rec.",
+    )
+    params: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Constructor arguments; gradient models take their optimiser as an optim table.",
+    )
 
 
 class GuardConfig(_Strict):
     """The negative-transfer guard."""
 
-    metric: str = "ndcg@10"
+    metric: str = Field("ndcg@10", description="Per-user validation metric the guard compares.")
     require_significant: bool = Field(False, description="Keep the transfer only if its CI is above 0.")
 
 
@@ -153,7 +170,7 @@ class FamilyConfig(_Strict):
     ``"none"``, transferred and guarded against that target-only model."""
 
     label: str | None = Field(None, description="Name of the family's models (default: the model name).")
-    model: ModelConfig
+    model: ModelConfig = Field(description="The family's model: { name = ..., params = { ... } }.")
     strategy: str = Field("none", description="Transfer strategy ('none': the model target-only only).")
     params: dict[str, Any] = Field(default_factory=dict, description="Constructor arguments of the strategy.")
 
@@ -171,20 +188,27 @@ class FamilyConfig(_Strict):
 class TransferConfig(_Strict):
     """The transfer strategy and its constructor arguments (the model comes from ``[model]``)."""
 
-    strategy: str = "none"
-    params: dict[str, Any] = Field(default_factory=dict)
-    guard: GuardConfig = Field(default_factory=GuardConfig)
+    strategy: str = Field(
+        "none",
+        description="none, warm_start, finetune, joint, mapping, content or auto (--strategy overrides).",
+    )
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="Constructor arguments of the strategy (only for this strategy)."
+    )
+    guard: GuardConfig = Field(default_factory=GuardConfig, description="[transfer.guard]: the guard's test.")
 
 
 class SearchDimension(_Strict):
     """One searched parameter: a range (``low``/``high``, optional ``log``, ``step``) or ``choices``."""
 
-    low: float | None = None
-    high: float | None = None
-    log: bool = False
-    step: float | None = None
-    integer: bool = False
-    choices: list[Any] | None = None
+    low: float | None = Field(None, description="Lower end of a range.")
+    high: float | None = Field(None, description="Upper end of a range.")
+    log: bool = Field(False, description="Sample the range on a log scale.")
+    step: float | None = Field(None, description="Step of a discretised range.")
+    integer: bool = Field(False, description="Integers only.")
+    choices: list[Any] | None = Field(
+        None, description="A list of values to choose from (instead of a range)."
+    )
 
     @model_validator(mode="after")
     def _range_or_choices(self) -> SearchDimension:
@@ -198,9 +222,11 @@ class SearchDimension(_Strict):
 class SearchConfig(_Strict):
     """Hyperparameter search with Optuna on the validation part only."""
 
-    n_trials: int = Field(20, ge=1)
-    metric: str = "ndcg@10"
-    timeout_seconds: float | None = Field(None, gt=0)
+    n_trials: int = Field(20, ge=1, description="Trials to run (each fitted and scored on validation).")
+    metric: str = Field("ndcg@10", description="Per-user validation metric to maximise.")
+    timeout_seconds: float | None = Field(
+        None, gt=0, description="Start no trial after this many seconds (--budget sets it when unset)."
+    )
     space: dict[str, SearchDimension] = Field(
         default_factory=dict,
         description="'model.<param>' (e.g. 'model.optim.learning_rate') or 'transfer.<param>' -> dimension.",
@@ -217,8 +243,11 @@ class SearchConfig(_Strict):
 class EvaluationConfig(_Strict):
     """Test metrics of the run."""
 
-    metrics: list[str] = Field(default_factory=lambda: ["ndcg", "recall", "hit", "precision", "mrr"])
-    ks: list[int] = Field(default_factory=lambda: [10, 20])
+    metrics: list[str] = Field(
+        default_factory=lambda: ["ndcg", "recall", "hit", "precision", "mrr"],
+        description="Accuracy metrics on test (beyond-accuracy ones are always added).",
+    )
+    ks: list[int] = Field(default_factory=lambda: [10, 20], description="Cut-offs K.")
     item_categories: str | None = Field(
         None,
         description="Target item attribute whose (first) value is each item's category, for category "
@@ -229,10 +258,10 @@ class EvaluationConfig(_Strict):
 class ExperimentConfig(_Strict):
     """A whole experiment: data, split, model, transfer, search, evaluation, seed and outputs."""
 
-    name: str = "experiment"
+    name: str = Field("experiment", description="Name of the run (its folder is runs/<time>-<name>).")
     title: str | None = Field(None, description="Title of report.html (default: the name).")
-    seed: int = 2022
-    output_dir: Path = Path("runs")
+    seed: int = Field(2022, description="Seed of the split, the models and the bootstrap.")
+    output_dir: Path = Field(Path("runs"), description="Folder of the run folders.")
     num_threads: int | None = Field(None, ge=1, description="torch.set_num_threads for the run.")
     save_artifact: bool = Field(
         False, description="Also save the kept model as a verified artifact (for recommend / serve)."
@@ -242,22 +271,26 @@ class ExperimentConfig(_Strict):
         description="Also save every fitted model under the run's models/ (large for dense models; "
         "the kept one belongs in an artifact, save_artifact).",
     )
-    data: DataConfig
-    split: SplitConfig = Field(default_factory=SplitConfig)
-    model: ModelConfig = Field(default_factory=ModelConfig)
-    transfer: TransferConfig = Field(default_factory=TransferConfig)
+    data: DataConfig = Field(description="[data]: where the domains come from and how they are linked.")
+    split: SplitConfig = Field(default_factory=SplitConfig, description="[split]: the target's split.")
+    model: ModelConfig = Field(default_factory=ModelConfig, description="[model]: the model to train.")
+    transfer: TransferConfig = Field(
+        default_factory=TransferConfig, description="[transfer]: the strategy and the guard."
+    )
     families: list[FamilyConfig] = Field(
         default_factory=list,
         description="Several model families, each transfer guarded against its own target-only model "
         "(instead of [model] and a [transfer] strategy).",
     )
-    search: SearchConfig | None = None
+    search: SearchConfig | None = Field(None, description="[search]: Optuna on validation (optional).")
     rerank: RerankConfig | None = Field(
         None,
         description="Also evaluate every model's lists re-ranked for diversity (rows '<model>+rerank'), "
         "e.g. { method = 'mmr', strength = 0.3 } (mmr and calibration use [evaluation] item_categories).",
     )
-    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    evaluation: EvaluationConfig = Field(
+        default_factory=EvaluationConfig, description="[evaluation]: test metrics."
+    )
 
     @model_validator(mode="after")
     def _families_or_one_model(self) -> ExperimentConfig:
@@ -277,8 +310,34 @@ class ExperimentConfig(_Strict):
         return self
 
 
-def load_experiment(path: str | Path) -> ExperimentConfig:
-    """Read and validate an experiment TOML file; errors name the file and the bad keys."""
+def apply_overrides(document: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """``document`` with ``KEY=VALUE`` overrides applied (``data.max_users=200``,
+    ``search.n_trials=2``, ``model.params.optim.epochs=5``); a value is read as TOML (numbers,
+    booleans, arrays, inline tables, quoted strings) and as a plain string when it is not TOML."""
+    for override in overrides:
+        key, sep, raw = override.partition("=")
+        if not sep or not key.strip():
+            raise ExperimentFileError(f"--set {override!r}: write KEY=VALUE, e.g. data.max_users=200")
+        try:
+            value = tomllib.loads(f"value = {raw.strip()}")["value"]
+        except tomllib.TOMLDecodeError:
+            value = raw.strip()
+        *parents, leaf = key.strip().split(".")
+        table = document
+        for part in parents:
+            child = table.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ExperimentFileError(f"--set {override!r}: {part!r} is not a table in the file")
+            table = child
+        table[leaf] = value
+    return document
+
+
+def load_experiment(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
+    """Read and validate an experiment TOML file; errors name the file and the bad keys.
+
+    ``overrides`` are ``KEY=VALUE`` strings applied before validation (see :func:`apply_overrides`;
+    the CLI's ``--set``)."""
     path = Path(path)
     if not path.is_file():
         raise ExperimentFileError(f"experiment file {path} does not exist")
@@ -286,6 +345,7 @@ def load_experiment(path: str | Path) -> ExperimentConfig:
         document = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as error:
         raise ExperimentFileError(f"{path} is not valid TOML: {error}") from error
+    apply_overrides(document, overrides or [])
     try:
         config = ExperimentConfig.model_validate(document)
     except ValidationError as error:

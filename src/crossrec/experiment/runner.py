@@ -37,15 +37,23 @@ from crossrec.splitting.splits import (
     temporal_split,
 )
 from crossrec.transfer.base import TransferData
-from crossrec.transfer.guard import AutoResult, GuardResult, auto_transfer, guarded_transfer
+from crossrec.transfer.guard import (
+    AutoResult,
+    GuardResult,
+    auto_transfer,
+    candidates_for,
+    guarded_transfer,
+)
 from crossrec.transfer.links import Links
 from crossrec.transfer.target_only import TargetOnly
 
 __all__ = [
+    "AutoSettings",
     "ExperimentResult",
     "build_model",
     "build_strategy",
     "item_categories",
+    "linked_users",
     "load_domains",
     "make_split",
     "prepare",
@@ -174,8 +182,18 @@ def load_domains(
     return target, sources, links(data.link_items, "item"), links(data.link_users, "user")
 
 
-def make_split(config: ExperimentConfig, target: Domain) -> Split:
-    """The target split of the configured protocol."""
+def linked_users(user_links: list[Links | None], n_users: int) -> np.ndarray:
+    """Boolean mask of the target users linked to at least one source."""
+    mask = np.zeros(n_users, dtype=bool)
+    for links in user_links:
+        if links is not None:
+            mask[links.target] = True
+    return mask
+
+
+def make_split(config: ExperimentConfig, target: Domain, linked: np.ndarray | None = None) -> Split:
+    """The target split of the configured protocol (``linked``: mask of linked target users, the
+    pool of cold users when ``split.cold_users = "linked"``)."""
     s, args = config.split, (target.interactions, target.n_users, target.n_items)
     if s.protocol == "random":
         return random_split(*args, ratios=s.ratios, seed=config.seed)
@@ -183,9 +201,19 @@ def make_split(config: ExperimentConfig, target: Domain) -> Split:
         return leave_one_out_split(*args, seed=config.seed)
     if s.protocol == "temporal":
         return temporal_split(*args, ratios=s.ratios, seed=config.seed)
-    if s.protocol == "cold_users":
-        raise ValueError("split.protocol = 'cold_users' needs the user links: prepare() builds that split")
-    return cold_start_split(*args, n_train=s.n_train, fraction=s.fraction, seed=config.seed)
+    if s.protocol == "no_history":
+        raise ValueError("split.protocol = 'no_history' needs the user links: prepare() builds that split")
+    candidates = None
+    if s.cold_users == "linked":
+        if linked is None or not linked.any():
+            raise ValueError(
+                "split.cold_users = 'linked' needs target users linked to a source: set data.link_users "
+                "to 'ids' or 'bundle' (no target user is linked now)"
+            )
+        candidates = np.flatnonzero(linked)
+    return cold_start_split(
+        *args, n_train=s.n_train, fraction=s.fraction, seed=config.seed, candidates=candidates
+    )
 
 
 def decided_on(split: Split) -> dict[str, Any]:
@@ -206,11 +234,15 @@ def prepare(config: ExperimentConfig, *, links_required: bool = True) -> Transfe
     ``links_required`` (default) refuses a data section that does not say how sources are linked
     (``link_items`` / ``link_users``); target-only training passes ``False`` (it reads no link).
     """
-    cold_users = config.split.protocol == "cold_users"
-    if links_required or cold_users:
+    no_history = config.split.protocol == "no_history"
+    if links_required or no_history:
         config.data.require_links()
     target, sources, item_links, user_links = load_domains(config)
-    split = _cold_users_split(config, target, user_links) if cold_users else make_split(config, target)
+    split = (
+        _no_history_split(config, target, user_links)
+        if no_history
+        else make_split(config, target, linked_users(user_links, target.n_users))
+    )
     weights = [config.data.source_weights.get(s.name, 1.0) for s in sources]
     unknown = set(config.data.source_weights) - {s.name for s in sources}
     if unknown:
@@ -229,14 +261,14 @@ def prepare(config: ExperimentConfig, *, links_required: bool = True) -> Transfe
     )
 
 
-def _cold_users_split(config: ExperimentConfig, target: Domain, user_links: list[Links | None]) -> Split:
-    """``split.protocol = "cold_users"``: a seeded share of the users linked to any source keeps no
+def _no_history_split(config: ExperimentConfig, target: Domain, user_links: list[Links | None]) -> Split:
+    """``split.protocol = "no_history"``: a seeded share of the users linked to any source keeps no
     target training data; the run trains on the warm users and selects, guards and tests on the
     cold ones (:meth:`~crossrec.splitting.UserColdSplit.served_split`)."""
     linked = [links.target for links in user_links if links is not None and len(links.target)]
     if not linked:
         raise ValueError(
-            "split.protocol = 'cold_users' makes linked users cold, but no source has user links: set "
+            "split.protocol = 'no_history' makes linked users cold, but no source has user links: set "
             "data.link_users to 'ids' or 'bundle'"
         )
     cold = user_cold_start_split(
@@ -269,8 +301,71 @@ def _target_only(
     return chosen.model, chosen.best.seconds, chosen.score
 
 
+@dataclass(frozen=True)
+class AutoSettings:
+    """How ``--strategy auto`` chooses: the experiment's model only, or other families too, and
+    an optional time budget (seconds) for the candidates and the search."""
+
+    other_families: bool = False
+    budget_seconds: float | None = None
+
+
+def _auto(
+    config: ExperimentConfig,
+    data: TransferData,
+    model_params: dict[str, Any],
+    settings: AutoSettings,
+    console: Any,
+) -> AutoResult:
+    """``auto`` around the experiment's ``[model]`` (other families only when asked), guarded
+    against that model target-only, within the time budget; prints each candidate as it starts."""
+    model = build_model(config, model_params)
+    candidates, skipped = candidates_for(model, other_families=settings.other_families)
+    own = config.transfer.strategy
+    if own not in ("none", "auto"):  # the file's strategy runs with the file's parameters
+        candidates = [
+            build_strategy(config, own, model_params)
+            if c.name == own and getattr(c, "model", None) is not None and c.model.name == model.name
+            else c
+            for c in candidates
+        ]
+    guard = config.transfer.guard
+    started = time.perf_counter()
+
+    def on_start(number: int, total: int, label: str) -> None:
+        if console is not None:
+            budget = "" if settings.budget_seconds is None else f" of {settings.budget_seconds:g} s"
+            console.print(
+                f"auto {number + 1}/{total}: fitting {label} ({time.perf_counter() - started:.0f} s{budget} "
+                "spent)",
+                highlight=False,
+            )
+
+    result = auto_transfer(
+        data, candidates=candidates, baseline=TargetOnly(model.clone()), metric=guard.metric,
+        require_significant=guard.require_significant, budget_seconds=settings.budget_seconds,
+        seed=config.seed, console=console, on_start=on_start,
+    )  # fmt: skip
+    result.skipped[:0] = skipped
+    if console is not None:
+        for entry in result.skipped:
+            console.print(f"auto skipped {entry['strategy']}: {entry['reason']}", highlight=False)
+        if not settings.other_families:
+            console.print(
+                f"auto tried strategies around \\[model] {model.name} only; --auto-families also tries "
+                "other model families",
+                highlight=False,
+            )
+    return result
+
+
 def _fit_one(
-    config: ExperimentConfig, data: TransferData, mode: str, strategy: str | None, console: Any
+    config: ExperimentConfig,
+    data: TransferData,
+    mode: str,
+    strategy: str | None,
+    console: Any,
+    auto: AutoSettings | None = None,
 ) -> _Fitted:
     """``[model]`` target-only, or with ``[transfer]``'s strategy (or ``auto``) and the guard."""
     name = "none" if mode == "train" else (strategy or config.transfer.strategy)
@@ -287,12 +382,15 @@ def _fit_one(
         out.models["target_only"], out.seconds["target_only"] = model, seconds
         return out
     if name == "auto":
-        out.auto = auto_transfer(
-            data, metric=guard_config.metric, require_significant=guard_config.require_significant,
-            seed=config.seed, console=console,
-        )  # fmt: skip
+        settings = auto or AutoSettings()
+        out.auto = _auto(config, data, model_params, settings, console)
         out.guard = out.auto.guard
-        out.extra["auto"] = {"tried": out.auto.tried, "skipped": out.auto.skipped}
+        out.extra["auto"] = {
+            "tried": out.auto.tried,
+            "skipped": out.auto.skipped,
+            "other_families": settings.other_families,
+            "budget_seconds": settings.budget_seconds,
+        }
     else:
         chosen = build_strategy(config, name, model_params, transfer_params)
         out.guard = guarded_transfer(
@@ -400,6 +498,7 @@ def _curve_point(
     mode: str,
     strategy: str | None,
     console: Any,
+    auto: AutoSettings | None = None,
 ) -> dict[str, Any]:
     """One point of a data-efficiency curve: the whole run (search, guard, families) on ``sparse``
     (each target user keeps ``fraction`` of her training data; validation and test unchanged); the
@@ -410,7 +509,7 @@ def _curve_point(
     fitted = (
         _fit_families(config, point, mode, console)
         if config.families
-        else _fit_one(config, point, mode, strategy, console)
+        else _fit_one(config, point, mode, strategy, console, auto)
     )
     on_valid = {
         key: float(point.per_user(fitted.models[key], metric)[1].mean())
@@ -456,12 +555,16 @@ def run_experiment(
     mode: str = "transfer",
     strategy: str | None = None,
     console: Any = None,
+    auto: AutoSettings | None = None,
     curve: str | Sequence[float] | None = None,
 ) -> ExperimentResult:
     """Run ``config``: ``mode="train"`` fits the model(s) target-only; ``"transfer"`` runs the strategy
-    (``strategy`` overrides the file's; ``"auto"`` tries what the data allows) with the guard, or
-    every family of ``[[families]]`` each with its own guard. Only validation is read until the
-    final evaluation on test.
+    (``strategy`` overrides the file's; ``"auto"`` tries what the data allows around ``[model]``,
+    see ``auto``) with the guard, or every family of ``[[families]]`` each with its own guard. Only
+    validation is read until the final evaluation on test.
+
+    ``auto.budget_seconds`` bounds ``auto``'s candidates and, when the file's ``[search]`` sets no
+    ``timeout_seconds``, the search.
 
     ``curve`` (e.g. ``"0.05,0.1,0.25,0.5,1"``) also runs the experiment with each fraction of every
     target user's training interactions (:func:`crossrec.evaluation.efficiency_curve`; validation and
@@ -478,6 +581,9 @@ def run_experiment(
         )
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
+    budget = auto.budget_seconds if auto is not None else None
+    if budget is not None and config.search is not None and config.search.timeout_seconds is None:
+        config.search.timeout_seconds = budget
     # refuse a run folder inside the inputs before any training, not after it
     inputs = [path for path in (config.data.bundle, config.data.data_dir) if path is not None]
     run_dir = _new_run_dir(config.output_dir, config.name)
@@ -491,8 +597,14 @@ def run_experiment(
     if config.families:
         fitted = _fit_families(config, data, mode, console)
     else:
-        fitted = _fit_one(config, data, mode, strategy, console)
+        fitted = _fit_one(config, data, mode, strategy, console, auto)
 
+    # a linked vs unlinked slice whenever some target users are linked to a source
+    linked = np.zeros(data.split.n_users, dtype=bool)
+    for source in data.sources:
+        if source.user_links is not None:
+            linked[source.user_links.target] = True
+    groups = {"linked": linked} if linked.any() else None
     evaluations: dict[str, ModelEvaluation] = {
         key: evaluate_model(
             model.scorer(),
@@ -501,6 +613,7 @@ def run_experiment(
             metrics=config.evaluation.metrics,
             ks=config.evaluation.ks,
             item_categories=categories,
+            user_groups=groups,
             seed=config.seed,
         )  # fmt: skip
         for key, model in fitted.models.items()
@@ -520,7 +633,7 @@ def run_experiment(
             )
     points = (
         [
-            _curve_point(config, data, fraction, sparse, mode, strategy, console)
+            _curve_point(config, data, fraction, sparse, mode, strategy, console, auto)
             for fraction, sparse in efficiency_curve(data.split, fractions, seed=config.seed)
         ]
         if fractions
@@ -541,7 +654,7 @@ def run_experiment(
         timings={"train_seconds": fitted.seconds, "total_seconds": time.perf_counter() - started},
         learning_curves=curves, seeds={"experiment": config.seed}, extra=extra, baseline=baseline,
         item_categories=categories, seed=config.seed, title=config.title or config.name,
-        models=fitted.models, keep_models=config.keep_models, inputs=inputs,
+        models=fitted.models, keep_models=config.keep_models, inputs=inputs, user_groups=groups,
     )  # fmt: skip
     summary = {key: evaluation.summary for key, evaluation in evaluations.items()}
     artifact = None

@@ -5,6 +5,7 @@ the sampler is seeded, so the same file and seed give the same trials."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -83,23 +84,32 @@ def tune(
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=config.seed))
     asked: list[Any] = []
+    target_only = strategy in (None, "none")
+    # a target-only search has no transfer parameters: their dimensions would only add noise
+    space = {k: d for k, d in search.space.items() if not (target_only and k.startswith("transfer."))}
 
     def proposals() -> Iterator[Candidate]:
         for _ in range(search.n_trials):
             trial = study.ask()
             asked.append(trial)
-            params = {name: suggest(trial, name, dimension) for name, dimension in search.space.items()}
+            params = {name: suggest(trial, name, dimension) for name, dimension in space.items()}
             model_params, transfer_params = apply_params(params)
-            if strategy in (None, "none"):
+            if target_only:
                 transfer_params = {}
             chosen = build_strategy(config, strategy, model_params, transfer_params)
             yield Candidate(chosen, name=f"trial {trial.number}", params=params)
 
+    started = time.perf_counter()
+
     def tell(result: Trial) -> None:
         study.tell(asked[-1], result.score)
         if console is not None:
+            budget = "" if search.timeout_seconds is None else f" of {search.timeout_seconds:g} s"
+            spent = f"{result.seconds:.1f} s; {time.perf_counter() - started:.0f} s{budget} spent"
             console.print(
-                f"trial {asked[-1].number}: {result.params} valid {search.metric} {result.score:.4f}"
+                f"search trial {asked[-1].number + 1}/{search.n_trials}: {result.params} "
+                f"valid {search.metric} {result.score:.4f} ({spent})",
+                highlight=False,
             )
 
     selection = select(

@@ -24,6 +24,8 @@ from crossrec.metrics.beyond import (
     intra_list_diversity_embeddings,
     long_tail_share,
     novelty,
+    recbole_tail_items,
+    tail_percentage,
 )
 from crossrec.metrics.ranking import (
     DEFAULT_KS,
@@ -53,6 +55,8 @@ __all__ = [
     "intra_list_diversity_categories",
     "intra_list_diversity_embeddings",
     "long_tail_share",
+    "recbole_tail_items",
+    "tail_percentage",
     "novelty",
     "paired_bootstrap_ci",
     "parse_metric_names",

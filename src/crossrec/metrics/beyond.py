@@ -21,6 +21,8 @@ Per user (means are reported; per-user values feed significance tests and slices
 * ``novelty@K`` - mean self-information ``-log2((popularity_i + 1) / (n_users + 1))``
   (add-one smoothing, so items never seen in training are finite).
 * ``avg_pop@K`` - mean popularity of the recommended items (RecBole's ``AveragePopularity``).
+* ``tail_percentage@K`` - RecBole's TailPercentage: share of the ``K`` slots holding one of the
+  least popular items (:func:`recbole_tail_items`, ``tail_ratio`` 0.1 of the items seen in training)
 * ``tail@K`` - share of recommended items that are long-tail items (see :func:`head_items`;
   RecBole's ``TailPercentage`` with a head defined by a share of items).
 """
@@ -37,6 +39,8 @@ __all__ = [
     "intra_list_diversity_categories",
     "intra_list_diversity_embeddings",
     "long_tail_share",
+    "recbole_tail_items",
+    "tail_percentage",
     "novelty",
 ]
 
@@ -105,6 +109,34 @@ def long_tail_share(recommendations: np.ndarray, is_head: np.ndarray, k: int) ->
     """Per user: share of the top-``k`` items that are not head items."""
     top, filled = _top(recommendations, k)
     return _row_mean((~np.asarray(is_head, dtype=bool)[top]).astype(np.float64), filled)
+
+
+def recbole_tail_items(popularity: np.ndarray, tail_ratio: float = 0.1) -> np.ndarray:
+    """Boolean mask of RecBole's long-tail items (its ``TailPercentage`` metric).
+
+    Among the items with at least one training interaction, sorted by count (ties by lower index):
+    the first ``max(int(n * tail_ratio), 1)`` when ``tail_ratio <= 1``, else every item with at
+    most ``tail_ratio`` interactions. Items never seen in training are not tail items, as in RecBole.
+    """
+    if tail_ratio <= 0:
+        raise ValueError(f"tail_ratio must be positive, got {tail_ratio}")
+    popularity = np.asarray(popularity)
+    seen = np.flatnonzero(popularity > 0)
+    tail = np.zeros(len(popularity), dtype=bool)
+    if tail_ratio > 1:
+        tail[seen[popularity[seen] <= tail_ratio]] = True
+        return tail
+    order = seen[np.lexsort((seen, popularity[seen]))]
+    tail[order[: max(int(len(seen) * tail_ratio), 1)]] = True
+    return tail
+
+
+def tail_percentage(recommendations: np.ndarray, is_tail: np.ndarray, k: int) -> np.ndarray:
+    """Per user: tail items among the top ``k`` divided by ``k`` (RecBole's TailPercentage@K; an
+    empty slot counts as a non-tail item)."""
+    top, filled = _top(recommendations, k)
+    hits = np.where(filled, np.asarray(is_tail, dtype=bool)[top], False)
+    return hits.sum(axis=1) / float(k)
 
 
 def _pair_mean(similarity_sum: np.ndarray, n: np.ndarray) -> np.ndarray:

@@ -6,7 +6,7 @@ scoring go through :func:`crossrec.selection.select`; the paired evidence is a
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +14,7 @@ import numpy as np
 
 from crossrec.metrics import per_user_metric
 from crossrec.models.base import Recommender
+from crossrec.models.gradient import GradientRecommender
 from crossrec.selection import Comparison, NoTrialSucceededError, Selection, Trial, select
 from crossrec.transfer.base import (
     STRATEGY_REGISTRY,
@@ -27,6 +28,7 @@ __all__ = [
     "AutoResult",
     "GuardResult",
     "auto_transfer",
+    "candidates_for",
     "default_candidates",
     "guarded_transfer",
     "per_user_metric",
@@ -206,6 +208,36 @@ def default_candidates(model: Recommender | None = None) -> list[TransferStrateg
     return list(unique.values())
 
 
+def candidates_for(
+    model: Recommender, *, other_families: bool = False
+) -> tuple[list[TransferStrategy], list[dict[str, str]]]:
+    """What ``auto`` tries for an experiment whose model is ``model``: every registered strategy
+    built around ``model`` (and, with ``other_families``, :func:`default_candidates`' other models
+    too; one per label, closed-form models before gradient-trained ones so that a time budget
+    reaches the cheap ones), plus ``{"strategy", "reason"}`` for each strategy that cannot take
+    ``model``."""
+    _load_optional_strategies()
+    candidates: list[TransferStrategy] = []
+    skipped: list[dict[str, str]] = []
+    for name, cls in sorted(STRATEGY_REGISTRY.items()):
+        if name == "none":
+            continue
+        try:
+            candidates.append(cls(model=model.clone()))
+        except TypeError as error:
+            skipped.append({"strategy": f"{name}:{model.name}", "reason": str(error).splitlines()[0]})
+    if other_families:
+        candidates += default_candidates(model)
+    unique: dict[str, TransferStrategy] = {}
+    for candidate in candidates:  # one candidate per label: the experiment's model's comes first
+        unique.setdefault(candidate.label, candidate)
+    # cheap closed-form families first, so a time budget is spent on them before gradient training
+    ordered = sorted(
+        unique.values(), key=lambda c: isinstance(getattr(c, "model", None), GradientRecommender)
+    )
+    return ordered, skipped
+
+
 @dataclass
 class AutoResult:
     """What ``auto`` tried, skipped and kept."""
@@ -231,13 +263,16 @@ def auto_transfer(
     budget_seconds: float | None = None,
     seed: int = 0,
     console: Any = None,
+    on_start: Callable[[int, int, str], None] | None = None,
 ) -> AutoResult:
     """Try every candidate the data allows, keep the best on validation, then guard it against
     the target-only baseline (``baseline``, default: target-only EASE, or ItemKNN when the
     catalogue is too large for EASE).
 
     ``users`` restricts selection and the guard to those validation users; ``budget_seconds``
-    stops trying further candidates once spent (see :func:`crossrec.selection.select`).
+    stops trying further candidates once spent (see :func:`crossrec.selection.select`); those not
+    started are listed in :attr:`AutoResult.skipped` with the reason. ``on_start(number, total,
+    label)`` is called before each candidate is fitted (progress).
     """
     from crossrec.models.item_based import EASE, ItemKNN
     from crossrec.transfer.target_only import TargetOnly
@@ -255,12 +290,18 @@ def auto_transfer(
         if console is not None and trial.ok:
             console.print(f"auto: {trial.name} valid {metric} {trial.score:.4f} ({trial.seconds:.1f} s)")
 
+    def announced() -> Iterator[TransferStrategy]:
+        for number, candidate in enumerate(runnable):
+            if on_start is not None:
+                on_start(number, len(runnable), candidate.label)
+            yield candidate
+
     try:
         if not runnable:
             raise NoTrialSucceededError("nothing to try", [])
         chosen = select(
-            runnable, data, metric=metric, users=users, budget_seconds=budget_seconds, on_trial=report,
-            skip=(TransferNotPossibleError, ValueError),
+            announced(), data, metric=metric, users=users, budget_seconds=budget_seconds,
+            on_trial=report, skip=(TransferNotPossibleError, ValueError),
         )  # fmt: skip
     except NoTrialSucceededError as error:
         skipped += [{"strategy": t.name, "reason": t.reason} for t in error.trials]
@@ -269,6 +310,9 @@ def auto_transfer(
             + "; ".join(f"{s['strategy']}: {s['reason']}" for s in skipped)
         ) from None
     skipped += [{"strategy": t.name, "reason": t.reason} for t in chosen.trials if not t.ok]
+    if len(chosen.trials) < len(runnable):
+        spent = f"not started: the time budget of {budget_seconds:g} s was spent"
+        skipped += [{"strategy": c.label, "reason": spent} for c in runnable[len(chosen.trials) :]]
     tried = [
         {"strategy": t.name, f"valid_{metric}": t.score, "train_seconds": t.seconds, "params": t.params}
         for t in chosen.trials
