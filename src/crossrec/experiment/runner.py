@@ -605,32 +605,18 @@ def run_experiment(
         if source.user_links is not None:
             linked[source.user_links.target] = True
     groups = {"linked": linked} if linked.any() else None
-    evaluations: dict[str, ModelEvaluation] = {
-        key: evaluate_model(
-            model.scorer(),
-            data.split,
-            part="test",
-            metrics=config.evaluation.metrics,
-            ks=config.evaluation.ks,
-            item_categories=categories,
-            user_groups=groups,
+    stage = config.rerank.build_for(data.train, item_categories=categories) if config.rerank else None
+
+    def on_test(model: Recommender, rerank: Any = None) -> ModelEvaluation:
+        return evaluate_model(
+            model.scorer(), data.split, part="test", metrics=config.evaluation.metrics,
+            ks=config.evaluation.ks, item_categories=categories, user_groups=groups, rerank=rerank,
             seed=config.seed,
         )  # fmt: skip
-        for key, model in fitted.models.items()
-    }
-    if config.rerank is not None:
-        stage = config.rerank.build_for(data.train, item_categories=categories)
-        for key, model in fitted.models.items():
-            evaluations[f"{key}+rerank"] = evaluate_model(
-                model.scorer(),
-                data.split,
-                part="test",
-                metrics=config.evaluation.metrics,
-                ks=config.evaluation.ks,
-                item_categories=categories,
-                rerank=stage,
-                seed=config.seed,
-            )
+
+    evaluations = {key: on_test(model) for key, model in fitted.models.items()}
+    if stage is not None:  # every model's lists re-ranked too (rows "<model>+rerank")
+        evaluations |= {f"{key}+rerank": on_test(model, stage) for key, model in fitted.models.items()}
     points = (
         [
             _curve_point(config, data, fraction, sparse, mode, strategy, console, auto)

@@ -114,6 +114,7 @@ def recommend(
     n_items: int | None = None,
     batch_size: int | None = None,
     seed: int | None = DEFAULT_TIE_SEED,
+    ranker: Callable[..., tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Top-``k`` lists for many users, ranked in batches: ``(items, scores)``, each ``(len(users), k)``.
 
@@ -134,7 +135,11 @@ def recommend(
         Users ranked at once (default: about 16 MB of float32 scores per batch).
     seed
         Tie-breaking seed (``None``: ties to the lower item index).
+    ranker
+        What ranks one batch, with :func:`rank_users`' signature (default; a re-ranker's
+        ``rank_users`` puts its lists through the same batching).
     """
+    ranker = rank_users if ranker is None else ranker
     if k <= 0:
         raise ValueError(f"k must be positive, got {k}")
     users = np.asarray(users, dtype=np.int64)
@@ -154,7 +159,7 @@ def recommend(
         stop = min(start + batch_size, len(users))
         rows = exclude[start:stop] if exclude is not None else None
         kk = k if width is None else max(1, min(k, width))
-        values, items = rank_users(
+        values, items = ranker(
             scorer, users[start:stop], kk, rows, n_items=n_items, seed=seed, workspace=workspace
         )
         items_out[start:stop, : items.shape[1]] = items

@@ -27,7 +27,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from crossrec.ranking import DEFAULT_TIE_SEED, FactorScorer, Scorer, rank_users, top_k
+from crossrec.ranking import DEFAULT_TIE_SEED, Scorer, rank_users, recommend, top_k
 
 __all__ = ["GreedyReranker", "Reranker", "check_strength", "pool_relevance"]
 
@@ -201,31 +201,17 @@ class Reranker(ABC):
         seed: int | None = DEFAULT_TIE_SEED,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Re-ranked top-``k`` lists for many users, in batches: ``(items, scores)``, like
-        :func:`crossrec.ranking.recommend`."""
-        if k <= 0:
-            raise ValueError(f"k must be positive, got {k}")
-        users = np.asarray(users, dtype=np.int64)
-        if exclude is not None:
-            exclude = sp.csr_matrix(exclude)
-            if exclude.shape[0] != len(users):
-                raise ValueError(f"exclude has {exclude.shape[0]} rows for {len(users)} users")
-        width = n_items or (scorer.n_items if isinstance(scorer, FactorScorer) else None)
-        if batch_size is None:
-            batch_size = max(16, min(4096, 4_000_000 // max(1, width or 1000)))
-        items_out = np.full((len(users), k), -1, dtype=np.int64)
-        values_out = np.full((len(users), k), -np.inf, dtype=np.float32)
-        workspace = None
-        if isinstance(scorer, FactorScorer) and len(users):
-            workspace = scorer.workspace(min(batch_size, len(users)))
-        for start in range(0, len(users), batch_size):
-            stop = min(start + batch_size, len(users))
-            rows = exclude[start:stop] if exclude is not None else None
-            values, items = self.rank_users(
-                scorer, users[start:stop], k, rows, n_items=n_items, seed=seed, workspace=workspace
-            )
-            items_out[start:stop] = items
-            values_out[start:stop] = values
-        return items_out, values_out
+        :func:`crossrec.ranking.recommend` (which batches them, with this stage's ranking)."""
+        return recommend(
+            scorer,
+            users,
+            k,
+            exclude,
+            n_items=n_items,
+            batch_size=batch_size,
+            seed=seed,
+            ranker=self.rank_users,
+        )
 
     def _finish(
         self, users: np.ndarray, items: np.ndarray, values: np.ndarray, k: int
