@@ -499,18 +499,21 @@ def _curve_point(
     strategy: str | None,
     console: Any,
     auto: AutoSettings | None = None,
+    full: _Fitted | None = None,
 ) -> dict[str, Any]:
     """One point of a data-efficiency curve: the whole run (search, guard, families) on ``sparse``
     (each target user keeps ``fraction`` of her training data; validation and test unchanged); the
-    best target-only model and the kept model chosen on validation, both scored once on test."""
+    best target-only model and the kept model chosen on validation, both scored once on test.
+    ``full`` is the run's own fit, reused for ``fraction == 1`` (the same data) instead of refitting."""
     metric = config.transfer.guard.metric
-    point = dataclasses.replace(data, split=sparse)
+    point = dataclasses.replace(data, split=sparse) if fraction < 1 else data
     started = time.perf_counter()
-    fitted = (
-        _fit_families(config, point, mode, console)
-        if config.families
-        else _fit_one(config, point, mode, strategy, console, auto)
-    )
+    if fraction == 1 and full is not None:
+        fitted = full
+    elif config.families:
+        fitted = _fit_families(config, point, mode, console)
+    else:
+        fitted = _fit_one(config, point, mode, strategy, console, auto)
     on_valid = {
         key: float(point.per_user(fitted.models[key], metric)[1].mean())
         for key in _target_only_keys(config, fitted)
@@ -619,7 +622,7 @@ def run_experiment(
         evaluations |= {f"{key}+rerank": on_test(model, stage) for key, model in fitted.models.items()}
     points = (
         [
-            _curve_point(config, data, fraction, sparse, mode, strategy, console, auto)
+            _curve_point(config, data, fraction, sparse, mode, strategy, console, auto, fitted)
             for fraction, sparse in efficiency_curve(data.split, fractions, seed=config.seed)
         ]
         if fractions
