@@ -4,16 +4,20 @@ The score function is a dense dot product of random user and item factors (dim 6
 excluded training items and ~5 test items; all accuracy metrics at K=10,20,50 are computed. Each
 setting is timed ``--repeats`` times and the best run is kept. Rows:
 
-* ``FactorScorer`` (what ``model.scorer()`` gives every embedding model): bfloat16 candidates, exact
-  float32 re-ranking. Its rankings are checked to be identical to the float32 row's.
+* ``FactorScorer`` (what ``model.scorer()`` gives every embedding model) with its default automatic
+  path: float32 on CPUs without native bfloat16 products (this project's AVX2 machines), otherwise
+  bfloat16 candidates with exact float32 re-ranking where a probe finds it cheaper. Its rankings are
+  checked against the float32 row's.
 * a plain float32 matmul scorer (any callable: the generic path);
 * the evaluation alone (precomputed scores copied per batch: the cost beyond scoring);
 * near-tied scores (every item one shared vector plus a 1e-3 perturbation, as early in training):
-  ``FactorScorer`` with its automatic path (it times both paths and keeps the cheaper), with the
-  bfloat16 path forced, and the plain float32 scorer (``--near-tied-users``, default 20,000).
+  ``FactorScorer`` with its automatic path, the same with its probes forced (``CROSSREC_BF16=1``: both
+  paths timed on 64 users of a batch, as on a CPU with native bfloat16 products), with the bfloat16
+  path forced, and the plain float32 scorer (``--near-tied-users``, default 20,000).
 
 Run: ``.venv/bin/python benchmarks/eval_speed.py [--users N]``; writes ``benchmarks/results/eval_speed.json``
-(``users_per_second`` is the ``FactorScorer`` row).
+(``users_per_second`` is the ``FactorScorer`` row; ``near_tied_auto_seconds_over_float32`` is the
+issue's "never slower than float32" check).
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import print_table, write_results
 
 from crossrec.metrics.ranking import DEFAULT_METRICS, evaluate_ranking
-from crossrec.ranking.topk import FactorScorer
+from crossrec.ranking.topk import FactorScorer, bf16_matmul_is_native
 
 
 def random_matrix(n_users: int, n_items: int, per_user: int, rng: np.random.Generator) -> sp.csr_matrix:
@@ -73,9 +77,7 @@ def main() -> None:
     fixed = user_factors[:4096] @ item_factors_t
 
     scorers = {
-        "FactorScorer (bf16 candidates, exact float32 re-rank)": FactorScorer(
-            user_factors.numpy(), item_factors.numpy()
-        ),
+        "FactorScorer path=auto (the default)": FactorScorer(user_factors.numpy(), item_factors.numpy()),
         "float32 matmul scorer (any callable)": lambda users: (
             user_factors[torch.from_numpy(users)] @ item_factors_t
         ),
@@ -127,17 +129,24 @@ def main() -> None:
     tied_users = user_factors[:n_tied].numpy()
     tied_items_t = torch.from_numpy(tied_items).T.contiguous()
     tied_test, tied_train = test[:n_tied], train[:n_tied]
+
+    def probing(users: np.ndarray, items: np.ndarray) -> FactorScorer:
+        os.environ["CROSSREC_BF16"] = "1"  # probe both paths as on a CPU with native bfloat16 products
+        return FactorScorer(users, items, path="auto")
+
     for name, make in {
-        "FactorScorer path=auto (measured cost)": lambda: FactorScorer(tied_users, tied_items, path="auto"),
+        "FactorScorer path=auto (the default)": lambda: FactorScorer(tied_users, tied_items, path="auto"),
+        "FactorScorer path=auto, probes forced (CROSSREC_BF16=1)": lambda: probing(tied_users, tied_items),
         "FactorScorer path=bfloat16 (forced)": lambda: FactorScorer(tied_users, tied_items, path="bfloat16"),
         "float32 matmul scorer (any callable)": lambda: (
             lambda users: torch.from_numpy(tied_users[users]) @ tied_items_t
         ),
     }.items():
         timed(name, "near-tied", None, tied_test, tied_train, fresh=make)
+        os.environ.pop("CROSSREC_BF16", None)
     tied = {row["setting"]: row for row in rows if row["scores"] == "near-tied"}
     auto_vs_float32 = (
-        tied["FactorScorer path=auto (measured cost)"]["seconds"]
+        tied["FactorScorer path=auto (the default)"]["seconds"]
         / tied["float32 matmul scorer (any callable)"]["seconds"]
     )
     factor_name, dense_name = list(scorers)[:2]
@@ -153,15 +162,24 @@ def main() -> None:
             strict=True,
         )
     ]
-    _, _, rescored = scorers[factor_name].top_k(np.arange(2000), 50, train[:2000])
+    bf16_scorer = FactorScorer(user_factors[:2000].numpy(), item_factors.numpy(), path="bfloat16")
+    _, _, rescored = bf16_scorer.top_k(np.arange(2000), 50, train[:2000])
+    probed = tied["FactorScorer path=auto, probes forced (CROSSREC_BF16=1)"]["seconds"]
     print_table(f"full-ranking evaluation, {n_users:,} users x {n_items:,} items, K=10,20,50", rows)
     print(
         f"rank positions where FactorScorer and the float32 scorer differ: {len(gaps)} of "
         f"{recommendations[factor_name].size:,}; largest float64 score gap there: {max(gaps, default=0):.2e} "
         "(near-ties that float32 rounding orders either way)"
     )
-    print(f"items re-scored in float32 per user (first 2,000 users): {rescored.mean():.1f} of {n_items:,}")
-    print(f"near-tied scores: path=auto takes {auto_vs_float32:.2f}x the float32 scorer's time")
+    print(
+        f"path=bfloat16 on random factors, items re-scored in float32 per user (first 2,000 users): "
+        f"{rescored.mean():.1f} of {n_items:,}"
+    )
+    print(
+        f"near-tied scores: path=auto takes {auto_vs_float32:.2f}x the float32 scorer's time "
+        f"(native bfloat16 products: {bf16_matmul_is_native()}); with probes forced "
+        f"{probed / tied['float32 matmul scorer (any callable)']['seconds']:.2f}x"
+    )
     path = write_results(
         "eval_speed",
         rows,
@@ -169,6 +187,10 @@ def main() -> None:
         users_per_second_dense_float32_scorer=rows[1]["users_per_second"],
         users_per_second_evaluation_only=rows[2]["users_per_second"],
         near_tied_auto_seconds_over_float32=round(auto_vs_float32, 3),
+        near_tied_probing_auto_seconds_over_float32=round(
+            probed / tied["float32 matmul scorer (any callable)"]["seconds"], 3
+        ),
+        bf16_matmul_native=bf16_matmul_is_native(),
         positions_differing_from_float32_scorer=len(gaps),
         largest_float64_gap_where_they_differ=max(gaps, default=0.0),
         rescored_items_per_user=round(float(rescored.mean()), 1),

@@ -107,7 +107,7 @@ def test_factor_top_k_is_the_exact_ranking(n_items: int, path: str) -> None:
     items = rng.standard_normal((n_items, 32)).astype(np.float32)
     exclude = random_exclusion(300, n_items, 0.01, seed=1)
     scorer = FactorScorer(users, items, path=path)
-    if path == "auto":  # both paths get timed on the first calls; every call must be exact
+    if path == "auto":  # whichever path the probes choose, every call must be exact
         for _ in range(3):
             scorer.top_k(np.arange(300), 50, exclude)
     values, found, rescored = scorer.top_k(np.arange(300), 50, exclude)
@@ -119,21 +119,59 @@ def test_factor_top_k_is_the_exact_ranking(n_items: int, path: str) -> None:
         assert rescored.mean() < 0.05 * n_items
 
 
-def test_auto_path_is_chosen_by_measured_cost_and_leaves_near_tied_scores_to_float32() -> None:
+def _near_tied(n_users: int = 400, n_items: int = 8_000) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(3)
-    users = rng.standard_normal((400, 16)).astype(np.float32)
+    users = rng.standard_normal((n_users, 16)).astype(np.float32)
     base = rng.standard_normal(16).astype(np.float32)
-    items = np.tile(base, (8_000, 1)) + 1e-6 * rng.standard_normal((8_000, 16)).astype(np.float32)
-    scorer = FactorScorer(users, items.astype(np.float32))  # near-tied: the bfloat16 bound cannot prune
+    items = np.tile(base, (n_items, 1)) + 1e-6 * rng.standard_normal((n_items, 16)).astype(np.float32)
+    return users, items.astype(np.float32)
+
+
+def test_auto_path_probes_both_paths_on_a_few_users_and_leaves_near_tied_scores_to_float32(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CROSSREC_BF16", "1")  # as on a CPU with native bfloat16 products
+    users, items = _near_tied()
+    scorer = FactorScorer(users, items)  # near-tied: the bfloat16 bound cannot prune
+    ranked_on_bf16: list[int] = []
+    bf16 = FactorScorer._top_k_bfloat16
+
+    def recording(self, batch, *args):
+        ranked_on_bf16.append(len(batch))
+        return bf16(self, batch, *args)
+
+    monkeypatch.setattr(FactorScorer, "_top_k_bfloat16", recording)
     paths = []
-    for _ in range(6):
+    for _ in range(20):
+        _, found, _ = scorer.top_k(np.arange(400), 10)
         paths.append(scorer.chosen_path())
-        _, found, rescored = scorer.top_k(np.arange(400), 10)
-    assert paths[:2] == ["bfloat16", "float32"]  # each path is timed once on the real batches
     assert set(scorer.measured_costs()) == {"bfloat16", "float32"}
-    assert paths[2:] == ["float32"] * 4  # then the cheaper one: re-scoring every item never pays
+    assert paths == ["float32"] * 20  # re-scoring every item never pays
+    # the first call and the 17th probed; a probe ranks 64 users on the slow path, never the batch
+    assert ranked_on_bf16 == [64, 64]
     _, reference, _ = FactorScorer(users, items, path="float32").top_k(np.arange(400), 10)
     assert np.array_equal(found, reference)  # whichever path ran, the same float32 ranking
+
+
+def test_auto_path_takes_bfloat16_where_its_probe_is_cheaper(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CROSSREC_BF16", "1")
+    rng = np.random.default_rng(4)
+    scorer = FactorScorer(rng.standard_normal((200, 8)).astype(np.float32), rng.standard_normal((500, 8)))
+    scorer.top_k(np.arange(200), 5)
+    costs = scorer.measured_costs()
+    assert scorer.chosen_path() == min(costs, key=costs.get)
+    scorer._state["seconds_per_user"].update(bfloat16=1e-9, float32=1.0)  # as measured on a bf16 CPU
+    assert scorer.chosen_path() == "bfloat16"
+
+
+def test_auto_path_never_runs_bfloat16_without_native_products(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CROSSREC_BF16", "0")  # as on this project's AVX2 machines
+    users, items = _near_tied(100, 2_000)
+    scorer = FactorScorer(users, items)
+    monkeypatch.setattr(FactorScorer, "_top_k_bfloat16", lambda *a: pytest.fail("bfloat16 path ran"))
+    for _ in range(3):
+        scorer.top_k(np.arange(100), 10)
+    assert scorer.chosen_path() == "float32" and scorer.measured_costs() == {}
 
 
 def test_factor_top_k_separates_items_that_bfloat16_cannot() -> None:

@@ -39,6 +39,7 @@ at once.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -54,6 +55,7 @@ __all__ = [
     "FactorScorer",
     "NaNScoresError",
     "bf16_input_error",
+    "bf16_matmul_is_native",
     "dense_top_k",
     "set_kernel_threads",
     "tie_salts",
@@ -451,11 +453,30 @@ def bf16_input_error(user_factors: np.ndarray, item_factors: np.ndarray) -> np.n
 
 
 #: Re-scored share of the catalogue above which the bfloat16 bound is not pruning (near-tied scores,
-#: e.g. early in training): that call counts as a slow one for the bfloat16 path.
+#: e.g. early in training): that probe counts as a slow one for the bfloat16 path.
 _MAX_RESCORED_SHARE = 0.02
-#: Every this many calls, ``path="auto"`` times the path it is not using again (the cost of each path
-#: can change: another process starts, or training moves the scores apart).
+#: Every this many calls, ``path="auto"`` probes both paths again (the cost of each path can change:
+#: another process starts, or training moves the scores apart).
 _EXPLORE_EVERY = 16
+#: Users of a probe: both paths rank the same few users of the batch, the batch takes the cheaper.
+#: Probing on a handful of rows bounds what a slow path can cost (a whole batch on the bfloat16 path
+#: with near-tied scores took 25x the float32 path's time).
+_PROBE_USERS = 64
+
+
+def bf16_matmul_is_native() -> bool:
+    """Whether this CPU multiplies bfloat16 matrices natively (AVX512-BF16 or AMX tiles).
+
+    Without it torch converts bfloat16 to float32 inside the product, so the bfloat16 path only adds
+    work: ``FactorScorer(path="auto")`` then ranks on the float32 path without probing. Set
+    ``CROSSREC_BF16=0`` or ``=1`` to override the detection.
+    """
+    override = os.environ.get("CROSSREC_BF16")
+    if override in ("0", "1"):
+        return override == "1"
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in checks)
+
 
 FactorPath = Literal["auto", "bfloat16", "float32"]
 
@@ -470,12 +491,13 @@ class FactorScorer:
     * ``"float32"``: a float32 matrix product, then the exact top-k kernel on the scores;
     * ``"bfloat16"``: a bfloat16 product for candidates, exact float32 re-ranking (module docstring).
 
-    With ``path="auto"`` (the default) the scorer measures both: its first calls time each path on
-    the real batches (seconds per user), later calls take the faster one, and every 16th call times the
-    other again. Which is faster depends on the CPU (bfloat16 dot-product instructions or not), the
-    load of the machine and the scores themselves (near-tied scores, e.g. early in training, defeat the
-    bfloat16 bound). Both paths return the same exact float32 ranking, so the choice never changes a
-    result, only the time.
+    With ``path="auto"`` (the default) the scorer ranks on the float32 path unless the CPU multiplies
+    bfloat16 natively (:func:`bf16_matmul_is_native`). Where it does, the first call and every 16th
+    call probe both paths on the same 64 users of the batch (seconds per user; a bfloat16 probe whose
+    bound did not prune counts double) and the batch takes the cheaper path, so a slow path costs at
+    most a probe. Which is faster depends on the CPU, the load of the machine and the scores themselves
+    (near-tied scores, e.g. early in training, defeat the bfloat16 bound). Both paths return the same
+    exact float32 ranking, so the choice never changes a result, only the time.
 
     Attributes
     ----------
@@ -528,22 +550,40 @@ class FactorScorer:
         return self.user_factors[np.asarray(users, dtype=np.int64)] @ self.item_factors.T
 
     def chosen_path(self) -> Literal["bfloat16", "float32"]:
-        """The path the next :meth:`top_k` call takes."""
+        """The path the next :meth:`top_k` call takes (after its probe, when one is due)."""
         if not self.bf16_safe or self.n_items == 0 or self.path == "float32":
             return "float32"
         if self.path == "bfloat16":
             return "bfloat16"
         timed = self._state["seconds_per_user"]
-        for path in ("bfloat16", "float32"):
-            if path not in timed:
-                return path
-        best = min(timed, key=timed.get)
-        if self._state["calls"] % _EXPLORE_EVERY == _EXPLORE_EVERY - 1:
-            return "float32" if best == "bfloat16" else "bfloat16"
-        return best
+        if not bf16_matmul_is_native() or set(timed) != {"bfloat16", "float32"}:
+            return "float32"
+        return min(timed, key=timed.get)
+
+    def _probe_due(self) -> bool:
+        if self.path != "auto" or not self.bf16_safe or self.n_items == 0 or not bf16_matmul_is_native():
+            return False
+        return not self._state["seconds_per_user"] or self._state["calls"] % _EXPLORE_EVERY == 0
+
+    def _probe(
+        self, users: np.ndarray, k: int, exclude: sp.csr_matrix | None, salts: np.ndarray | None
+    ) -> None:
+        """Time both paths on the batch's first :data:`_PROBE_USERS` users (seconds per user)."""
+        n = min(len(users), _PROBE_USERS)
+        rows = exclude[:n] if exclude is not None else None
+        probe_salts = None if salts is None else np.asarray(salts)[:n]
+        timed = self._state["seconds_per_user"]
+        for path, run in (("bfloat16", self._top_k_bfloat16), ("float32", self._top_k_float32)):
+            started = time.perf_counter()
+            _, _, rescored = run(users[:n], k, rows, None, probe_salts)
+            seconds = (time.perf_counter() - started) / n
+            if path == "bfloat16" and rescored.mean() > _MAX_RESCORED_SHARE * self.n_items:
+                seconds *= 2  # the bound did not prune: count the probe as slow, not only as timed
+            timed[path] = seconds if path not in timed else 0.5 * (timed[path] + seconds)
 
     def measured_costs(self) -> dict[str, float]:
-        """Seconds per ranked user of each path, as measured so far (``path="auto"``)."""
+        """Seconds per ranked user of each path, as probed so far (``path="auto"`` on a CPU with native
+        bfloat16 products; empty elsewhere, where auto always takes the float32 path)."""
         return dict(self._state["seconds_per_user"])
 
     def workspace(self, n_users: int) -> torch.Tensor:
@@ -576,20 +616,13 @@ class FactorScorer:
         if k <= 0:
             raise ValueError(f"k must be positive, got {k}")
         users = np.asarray(users, dtype=np.int64)
-        path = self.chosen_path()
-        started = time.perf_counter()
-        if path == "float32":
-            result = self._top_k_float32(users, k, exclude, workspace, salts)
-        else:
-            result = self._top_k_bfloat16(users, k, exclude, workspace, salts)
+        if len(users) and self._probe_due():
+            self._probe(users, k, exclude, salts)
         if self.path == "auto" and len(users):
-            seconds = (time.perf_counter() - started) / len(users)
-            if path == "bfloat16" and result[2].mean() > _MAX_RESCORED_SHARE * self.n_items:
-                seconds *= 2  # the bound did not prune: count the call as slow, not only as timed
-            timed = self._state["seconds_per_user"]
-            timed[path] = seconds if path not in timed else 0.5 * (timed[path] + seconds)
             self._state["calls"] += 1
-        return result
+        if self.chosen_path() == "float32":
+            return self._top_k_float32(users, k, exclude, workspace, salts)
+        return self._top_k_bfloat16(users, k, exclude, workspace, salts)
 
     def _top_k_float32(
         self,
