@@ -45,8 +45,8 @@ def fit_warm_catalogue(
     ----------
     model
         Any recommender; a :class:`~crossrec.models.two_tower.TwoTower` gets the feature tables and
-        scores cold items from their attributes, other models score warm items only (cold items
-        get ``-inf``: ranked last, and not reported on the cold settings).
+        scores cold items from their attributes; other models (and a two-tower without item
+        attributes) score warm items only: cold items get ``-inf``, ranked last.
     cold
         The item cold-start split.
     item_features, user_features
@@ -63,12 +63,14 @@ def fit_warm_catalogue(
         model.fit_with(
             train, valid, FitInputs(item_features=item_features.take(warm), user_features=user_features)
         )
-        users, warm_vectors = model.vectors()
-        items = np.zeros((n_items, warm_vectors.shape[1]), dtype=np.float32)
-        items[warm] = warm_vectors
-        items[cold.cold_items] = model.encode_items(item_features.take(cold.cold_items))
-        return FactorScorer(users, items)
-    model.fit(train, valid)
+        if model.encoders_["item"] is not None:
+            users, warm_vectors = model.vectors()
+            items = np.zeros((n_items, warm_vectors.shape[1]), dtype=np.float32)
+            items[warm] = warm_vectors
+            items[cold.cold_items] = model.encode_items(item_features.take(cold.cold_items))
+            return FactorScorer(users, items)
+    else:
+        model.fit(train, valid)
 
     def score(users: np.ndarray) -> np.ndarray:
         out = np.full((len(users), n_items), -np.inf, dtype=np.float32)
