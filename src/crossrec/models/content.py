@@ -19,6 +19,7 @@ from crossrec.data.domain import Domain
 from crossrec.features.table import EncoderOptions, FeatureEncoders, FeatureTable
 from crossrec.models.base import Recommender
 from crossrec.models.inputs import FitInputs
+from crossrec.models.popularity import Popularity
 
 __all__ = ["ContentKNN", "TagPopularity", "content_matrix"]
 
@@ -78,7 +79,27 @@ def content_matrix(
     return _unit_rows(np.hstack(blocks)).astype(np.float32)
 
 
-class ContentKNN(Recommender):
+class _AttributeRecommender(Recommender):
+    """A model that needs the items' attribute table (``FitInputs(item_features=...)``)."""
+
+    fit_inputs = frozenset({"item_features"})
+
+    def fit(self, train: sp.csr_matrix, valid: sp.csr_matrix | None = None) -> Self:
+        raise ValueError(
+            f"{type(self).__name__} needs item attributes: "
+            "fit_with(train, valid, FitInputs(item_features=...))"
+        )
+
+    def _item_table(self, inputs: FitInputs, column: str | None = None) -> FeatureTable:
+        self.check_inputs(inputs)
+        table = inputs.item_features
+        if table is None or (column is not None and column not in table.frame.columns):
+            wanted = "" if column is None else f" with a column {column!r}"
+            raise ValueError(f"{type(self).__name__} needs FitInputs(item_features=...){wanted}")
+        return table
+
+
+class ContentKNN(_AttributeRecommender):
     """Content kNN: ``score(u, i) = mean over the user's training items j of cos(x_i, x_j)``.
 
     ``x`` are the items' attribute vectors (:func:`content_matrix`), so an item with no interaction
@@ -96,7 +117,6 @@ class ContentKNN(Recommender):
     """
 
     name = "content_knn"
-    fit_inputs = frozenset({"item_features"})
 
     def __init__(
         self,
@@ -110,16 +130,8 @@ class ContentKNN(Recommender):
         self.text_dim = text_dim
         self.n_bins = n_bins
 
-    def fit(self, train: sp.csr_matrix, valid: sp.csr_matrix | None = None) -> Self:
-        raise ValueError(
-            "ContentKNN needs item attributes: fit_with(train, valid, FitInputs(item_features=...))"
-        )
-
     def fit_with(self, train: sp.csr_matrix, valid: sp.csr_matrix | None, inputs: FitInputs) -> Self:
-        self.check_inputs(inputs)
-        table = inputs.item_features
-        if table is None:
-            raise ValueError("ContentKNN needs FitInputs(item_features=...)")
+        table = self._item_table(inputs)
         if self.columns is not None:
             table = table.select(self.columns)
         train = sp.csr_matrix(train, dtype=np.float32)
@@ -170,12 +182,13 @@ def _tag_lists(values: Sequence[object] | np.ndarray, separator: str) -> pd.Seri
     )
 
 
-class TagPopularity(Recommender):
+class TagPopularity(_AttributeRecommender, Popularity):
     """Popularity through a related signal: an item scores the mean popularity share of its tags.
 
     A tag's popularity is its share of the interactions of a ``reference`` domain (e.g. a source
     domain's genre popularity) or, without one, of the training matrix. Items with no interaction
-    get the score of their tags, so this popularity ranks cold items too. The same list for every user.
+    get the score of their tags, so this popularity ranks cold items too. The same list for every user
+    (:class:`~crossrec.models.popularity.Popularity`'s scoring, with these scores as the counts).
 
     Parameters
     ----------
@@ -189,23 +202,14 @@ class TagPopularity(Recommender):
     """
 
     name = "tag_popularity"
-    fit_inputs = frozenset({"item_features"})
 
     def __init__(self, column: str, reference: Domain | None = None, separator: str = "|") -> None:
         self.column = column
         self.reference = reference
         self.separator = separator
 
-    def fit(self, train: sp.csr_matrix, valid: sp.csr_matrix | None = None) -> Self:
-        raise ValueError(
-            "TagPopularity needs item attributes: fit_with(train, valid, FitInputs(item_features=...))"
-        )
-
     def fit_with(self, train: sp.csr_matrix, valid: sp.csr_matrix | None, inputs: FitInputs) -> Self:
-        self.check_inputs(inputs)
-        table = inputs.item_features
-        if table is None or self.column not in table.frame.columns:
-            raise ValueError(f"TagPopularity needs item_features with a column {self.column!r}")
+        table = self._item_table(inputs, self.column)
         train = sp.csr_matrix(train)
         self.n_users_, self.n_items_ = train.shape
         if self.reference is not None:
@@ -226,16 +230,6 @@ class TagPopularity(Recommender):
         rows = pd.DataFrame({"item": np.arange(self.n_items_), "tags": own}).explode("tags").dropna()
         rows["share"] = share.reindex(rows["tags"].to_numpy()).fillna(0.0).to_numpy()
         scores = rows.groupby("item")["share"].mean().reindex(np.arange(self.n_items_)).fillna(0.0)
-        self.item_scores_ = scores.to_numpy(dtype=np.float32)
+        self.item_counts_ = scores.to_numpy(dtype=np.float32)  # what Popularity scores with
         self.tag_share_ = share
         return self
-
-    def score(self, users: np.ndarray) -> np.ndarray:
-        self._check_fitted()
-        return np.broadcast_to(self.item_scores_, (len(users), self.n_items_)).copy()
-
-    def state_arrays(self) -> dict[str, np.ndarray]:
-        return {"item_scores": self.item_scores_}
-
-    def _set_state(self, arrays: dict[str, np.ndarray]) -> None:
-        self.item_scores_ = arrays["item_scores"]
