@@ -12,6 +12,7 @@ Typical use::
     write_run("runs/mf", {"mf": evaluation}, split=split, config=config)
 """
 
+from crossrec.evaluation.cold_items import COLD_ITEM_SETTINGS, evaluate_cold_items, fit_warm_catalogue
 from crossrec.evaluation.efficiency import efficiency_curve, keep_training_fraction, parse_fractions
 from crossrec.evaluation.evaluate import (
     ModelEvaluation,
@@ -62,6 +63,7 @@ from crossrec.splitting import (
 
 __all__ = [
     "ACCURACY_METRICS",
+    "COLD_ITEM_SETTINGS",
     "FactorScorer",
     "DEFAULT_ACTIVITY_EDGES",
     "DEFAULT_KS",
@@ -82,10 +84,12 @@ __all__ = [
     "cold_start_split",
     "compare_models",
     "compare_runs",
+    "evaluate_cold_items",
     "evaluate_model",
     "evaluate_ranking",
     "efficiency_curve",
     "evaluate_recommendations",
+    "fit_warm_catalogue",
     "gini_index",
     "head_items",
     "hit_matrix",

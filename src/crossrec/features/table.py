@@ -124,6 +124,13 @@ class FeatureTable:
         frame[name] = list(values) if not isinstance(values, pd.Series) else values.to_numpy(dtype=object)
         return FeatureTable(frame, {**self.kinds, name: kind}, self.ids, self.side)
 
+    def take(self, rows: Sequence[int] | np.ndarray) -> FeatureTable:
+        """The table restricted to ``rows`` (e.g. the warm items of a cold-item split), in that order."""
+        rows = np.asarray(rows, dtype=np.int64)
+        return FeatureTable(
+            self.frame.iloc[rows].reset_index(drop=True), self.kinds, self.ids[rows], self.side
+        )
+
     def __len__(self) -> int:
         return len(self.frame)
 

@@ -1,8 +1,10 @@
 """crossrec.models: one small :class:`Recommender` interface and its implementations.
 
-Target-only baselines: :class:`Popularity`, :class:`ItemKNN`, :class:`EASE`, :class:`UserKNN` and
-:class:`PopularityBlend` (item-item scores plus log-popularity, for sparse targets); for users known
-only by their source-domain profile: :class:`LinkedUserKNN` and :class:`ProfileKernelRidge`;
+Target-only baselines: :class:`Popularity`, :class:`ItemKNN`, :class:`EASE`, :class:`UserKNN`,
+the content baselines :class:`ContentKNN` and :class:`TagPopularity` (they score items with no
+interaction), and :class:`PopularityBlend` (item-item scores plus log-popularity, for sparse
+targets); for users known only by their source-domain profile: :class:`LinkedUserKNN` and
+:class:`ProfileKernelRidge`;
 gradient-trained embedding models: :class:`BPRMF`, :class:`LightGCN` (and the two-tower hybrid in
 :mod:`crossrec.models.two_tower`), configured by one ``optim=``
 (:class:`~crossrec.training.optim.OptimConfig`); sequence models in :mod:`crossrec.models.sasrec`,
@@ -18,6 +20,7 @@ from crossrec.models.base import (
     get_model_class,
     register_model,
 )
+from crossrec.models.content import ContentKNN, TagPopularity, content_matrix
 from crossrec.models.embedding import EmbeddingRecommender
 from crossrec.models.gradient import GradientRecommender
 from crossrec.models.inputs import EmbeddingInit, FitInputs
@@ -34,6 +37,7 @@ __all__ = [
     "EASE",
     "MODEL_REGISTRY",
     "CapabilityError",
+    "ContentKNN",
     "EmbeddingInit",
     "EmbeddingRecommender",
     "FitInputs",
@@ -48,7 +52,9 @@ __all__ = [
     "ProfileKernelRidge",
     "Recommender",
     "SourceProfileRecommender",
+    "TagPopularity",
     "UserKNN",
+    "content_matrix",
     "get_model_class",
     "normalized_adjacency",
     "register_model",
