@@ -61,7 +61,10 @@ metrics = ["ndcg"]
 ks = [10]
 """
 
-BPR = '{ dim = 8, optim = { epochs = 12, patience = 3, batch_size = 256, learning_rate = 0.02, progress = false } }'
+BPR = (
+    "{ dim = 8, optim = { epochs = 12, patience = 3, batch_size = 256, learning_rate = 0.02, "
+    "progress = false } }"
+)
 
 
 def _events(rng: np.random.Generator, n_users: int, n_items: int, per_user: int, prefix: str) -> list[str]:
@@ -91,7 +94,9 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def _experiment(workspace: Path, name: str, model: str = "bpr_mf", params: str = BPR, strategy: str = "warm_start"):
+def _experiment(
+    workspace: Path, name: str, model: str = "bpr_mf", params: str = BPR, strategy: str = "warm_start"
+):
     path = workspace / f"{name}.toml"
     path.write_text(EXPERIMENT.format(name=name, model=model, params=params, strategy=strategy))
     return load_experiment(path)
@@ -101,6 +106,20 @@ def _experiment(workspace: Path, name: str, model: str = "bpr_mf", params: str =
 def source_artifact(workspace: Path) -> Path:
     result = pretrain_source(_experiment(workspace, "pretrain"), workspace / "source-bpr")
     return result.artifact
+
+
+@pytest.fixture(scope="module")
+def from_artifact(workspace: Path, source_artifact: Path):
+    """A warm-start transfer from the source artifact, run with source training made impossible."""
+    config = _experiment(workspace, "from-artifact")
+    config.transfer.sources = [source_artifact]
+
+    def no_source_training(*args, **kwargs):
+        raise AssertionError("the source was trained again")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(SourceData, "holdout", no_source_training)
+        return run_experiment(config)
 
 
 def test_source_artifact_holds_model_vocabularies_interactions_fingerprint_and_metrics(
@@ -117,17 +136,10 @@ def test_source_artifact_holds_model_vocabularies_interactions_fingerprint_and_m
 
 
 def test_transfer_from_artifact_trains_no_source_and_equals_the_in_process_transfer(
-    workspace: Path, source_artifact: Path, monkeypatch: pytest.MonkeyPatch
+    workspace: Path, from_artifact
 ) -> None:
     scratch = run_experiment(_experiment(workspace, "scratch"))
-    config = _experiment(workspace, "from-artifact")
-    config.transfer.sources = [source_artifact]
-
-    def no_source_training(*args, **kwargs):
-        raise AssertionError("the source was trained again")
-
-    monkeypatch.setattr(SourceData, "holdout", no_source_training)
-    reused = run_experiment(config)
+    reused = from_artifact
     np.testing.assert_allclose(
         reused.models["transfer"].item_vectors(), scratch.models["transfer"].item_vectors(), atol=1e-5
     )
@@ -135,18 +147,19 @@ def test_transfer_from_artifact_trains_no_source_and_equals_the_in_process_trans
 
 
 def test_target_manifest_records_lineage_shown_by_info_and_the_service(
-    workspace: Path, source_artifact: Path
+    source_artifact: Path, from_artifact
 ) -> None:
-    config = _experiment(workspace, "lineage")
-    config.transfer.sources = [source_artifact]
-    result = run_experiment(config)
+    result = from_artifact
     manifest = json.loads((result.artifact / "manifest.json").read_text())
     source_manifest = json.loads((source_artifact / "manifest.json").read_text())
     lineage = manifest["lineage"]
     source = load_artifact(source_artifact)
     assert lineage["role"] == "target" and lineage["strategy"] == "warm_start"
     assert lineage["sources"][0]["artifact_id"] == source.metadata.artifact_id
-    assert lineage["sources"][0]["model_sha256"] == source_manifest["files"]["model/weights.safetensors"]["sha256"]
+    assert (
+        lineage["sources"][0]["model_sha256"]
+        == source_manifest["files"]["model/weights.safetensors"]["sha256"]
+    )
     assert lineage["sources"][0]["data_fingerprint"] == source.metadata.lineage["data"]["fingerprint"]
     target = load_artifact(result.artifact)
     assert lineage["target_data"]["fingerprint"] == data_fingerprint(target.seen, target.users, target.items)
@@ -164,7 +177,9 @@ def test_target_manifest_records_lineage_shown_by_info_and_the_service(
 
 
 def test_refit_artifact_is_fitted_on_all_data_and_excludes_every_seen_item(workspace: Path) -> None:
-    result = run_experiment(_experiment(workspace, "refit", model="ease", params="{ reg = 10.0 }", strategy="joint"))
+    result = run_experiment(
+        _experiment(workspace, "refit", model="ease", params="{ reg = 10.0 }", strategy="joint")
+    )
     split = result.data.split
     everything = (split.matrix("train") + split.matrix("valid") + split.matrix("test")) > 0
     artifact = load_artifact(result.artifact)
@@ -182,10 +197,8 @@ def test_refit_artifact_is_fitted_on_all_data_and_excludes_every_seen_item(works
     assert artifact.metadata.lineage["refit"]["on"] == "train+valid+test"
 
 
-def test_refit_trains_the_epoch_count_chosen_on_validation(workspace: Path, source_artifact: Path) -> None:
-    config = _experiment(workspace, "epochs")
-    config.transfer.sources = [source_artifact]
-    result = run_experiment(config)
+def test_refit_trains_the_epoch_count_chosen_on_validation(from_artifact) -> None:
+    result = from_artifact
     kept = result.models[result.kept]
     lineage = load_artifact(result.artifact).metadata.lineage
     assert lineage["refit"]["epochs"] == kept.history_.best_epoch
@@ -204,7 +217,9 @@ def test_incompatible_source_artifacts_are_refused_with_what_to_change(
     config.transfer.sources = [source_artifact]
     with pytest.raises(TransferNotPossibleError, match=r"'bpr_mf' model.*'lightgcn'"):
         run_experiment(config)
-    config = _experiment(workspace, "refused", model="ease", params="{ reg = 10.0 }", strategy="popularity_blend")
+    config = _experiment(
+        workspace, "refused", model="ease", params="{ reg = 10.0 }", strategy="popularity_blend"
+    )
     config.transfer.sources = [source_artifact]
     with pytest.raises(TransferNotPossibleError, match=r"cannot transfer from a source artifact.*warm_start"):
         run_experiment(config)
@@ -225,8 +240,10 @@ def test_unknown_artifact_format_is_refused(workspace: Path, source_artifact: Pa
     assert isinstance(error.value.__cause__, ArtifactVersionError)
 
 
-def test_update_adds_new_users_and_items_by_fold_in_and_names_its_parent(workspace: Path) -> None:
-    deployed = run_experiment(_experiment(workspace, "deployed", strategy="none")).artifact
+def test_update_adds_new_users_and_items_by_fold_in_and_names_its_parent(
+    workspace: Path, from_artifact
+) -> None:
+    deployed = from_artifact.artifact
     parent = load_artifact(deployed)
     rng = np.random.default_rng(1)
     new_rows = _events(rng, 6, 30, 6, "new") + [f"s0,i{n},3000000" for n in (40, 42)]

@@ -89,7 +89,9 @@ def parse_manifest(folder: Path, raw: bytes | bytearray) -> dict[str, Any]:
         )
     lineage = manifest.get("lineage", {})
     if not isinstance(lineage, dict):
-        raise ArtifactIntegrityError(f"{path}: 'lineage' must be a JSON object, found {type(lineage).__name__}")
+        raise ArtifactIntegrityError(
+            f"{path}: 'lineage' must be a JSON object, found {type(lineage).__name__}"
+        )
     files = manifest.get("files")
     if not isinstance(files, dict) or not files:
         raise ArtifactIntegrityError(f"{path}: 'files' must map every file of the artifact to its sha256")

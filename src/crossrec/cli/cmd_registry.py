@@ -46,13 +46,17 @@ def pretrain(
         result = pretrain_source(config, output, strategy=strategy, overwrite=force, console=console)
     except (ExperimentFileError, ArtifactError, ValueError, FileExistsError, FileNotFoundError) as error:
         raise _fail(console, error) from error
-    console.print(f"source artifact: {result.artifact} (crossrec recommend {result.artifact} --info)", highlight=False)
+    console.print(
+        f"source artifact: {result.artifact} (crossrec recommend {result.artifact} --info)", highlight=False
+    )
 
 
 @app.command()
 def update(
     artifact: Path = typer.Argument(..., help="The deployed artifact to continue."),
-    bundle: Path = typer.Option(..., "--bundle", help="Bundle holding the new interactions (`crossrec ingest`)."),
+    bundle: Path = typer.Option(
+        ..., "--bundle", help="Bundle holding the new interactions (`crossrec ingest`)."
+    ),
     output: Path = typer.Option(..., "-o", "--output", help="Folder of the updated artifact to write."),
     domain: str | None = typer.Option(
         None, help="Domain of the bundle to read (default: its target domain, or its only one)."

@@ -122,7 +122,9 @@ def _run(
     if result.data is not None:
         console.print(f"decided on: {decided_on(result.data.split)['description']}")
     if result.artifact is not None:
-        console.print(f"artifact: {result.artifact} (crossrec recommend {result.artifact} --info)", highlight=False)
+        console.print(
+            f"artifact: {result.artifact} (crossrec recommend {result.artifact} --info)", highlight=False
+        )
     size = results.get("size_bytes", 0)
     console.print(f"results: {result.run_dir / 'results.json'} (run folder {size / 1e6:.1f} MB)")
 

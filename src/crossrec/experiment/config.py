@@ -377,6 +377,7 @@ def load_experiment(path: str | Path, overrides: list[str] | None = None) -> Exp
     if config.data.bundle is not None and not config.data.bundle.is_absolute():
         config.data.bundle = (path.parent / config.data.bundle).resolve()
     config.transfer.sources = [
-        source if source.is_absolute() else (path.parent / source).resolve() for source in config.transfer.sources
+        source if source.is_absolute() else (path.parent / source).resolve()
+        for source in config.transfer.sources
     ]
     return config

@@ -148,7 +148,9 @@ def pretrain_source(
     from crossrec.experiment.runner import load_domains
 
     if config.transfer.sources:
-        raise ValueError("[transfer] from names source artifacts: pretraining reads the source domains instead")
+        raise ValueError(
+            "[transfer] from names source artifacts: pretraining reads the source domains instead"
+        )
     name = strategy or config.transfer.strategy
     if name in ("none", "auto"):
         raise ValueError(
@@ -159,7 +161,9 @@ def pretrain_source(
     check_transfers_from_artifact(chosen)
     _, sources, _, _ = load_domains(config)
     domain = merge_domains(sources, link_users=config.data.link_users, link_items=config.data.link_items)
-    source = SourceData(domain.name, domain.interactions.to_csr(domain.n_users, domain.n_items), domain=domain)
+    source = SourceData(
+        domain.name, domain.interactions.to_csr(domain.n_users, domain.n_items), domain=domain
+    )
     started = time.perf_counter()
     model = chosen.pretrain_source(source, config.seed)
     seconds = time.perf_counter() - started
@@ -182,7 +186,7 @@ def pretrain_source(
     inputs = [path for path in (config.data.bundle, config.data.data_dir) if path is not None]
     folder = save_artifact(
         output, model, users=domain.users, items=domain.items, train=source.interactions,
-        config={"experiment": json.loads(config.model_dump_json(by_alias=True)), "pretrain": {"strategy": name}},
+        config={"experiment": json.loads(config.model_dump_json(by_alias=True)), "pretrain": name},
         evaluation={"part": "source holdout (10% per user)", "train_seconds": seconds, **evaluation},
         overwrite=overwrite, inputs=inputs, lineage=lineage,
     )  # fmt: skip
@@ -216,7 +220,8 @@ def _artifact_links(
     if bundle_path is None or len(domains) != 1:
         raise ValueError(
             f"link_{entity}s = 'bundle' with a source artifact needs data.bundle holding the artifact's one "
-            f"source domain (the artifact was trained on {domains or 'unrecorded domains'}); use 'ids' or 'none'"
+            f"source domain (the artifact was trained on {domains or 'unrecorded domains'}); "
+            "use 'ids' or 'none'"
         )
     bundle = load_bundle(bundle_path)
     if domains[0] not in bundle.domains or target.name not in bundle.domains:
@@ -260,8 +265,12 @@ def sources_from_artifacts(
             SourceData(
                 name,
                 artifact.seen,
-                item_links=_artifact_links(config.data.link_items, "item", artifact, target, config.data.bundle),
-                user_links=_artifact_links(config.data.link_users, "user", artifact, target, config.data.bundle),
+                item_links=_artifact_links(
+                    config.data.link_items, "item", artifact, target, config.data.bundle
+                ),
+                user_links=_artifact_links(
+                    config.data.link_users, "user", artifact, target, config.data.bundle
+                ),
                 weight=weight,
                 domain=domain,
                 model=artifact.model,
@@ -299,7 +308,9 @@ def _fixed_epochs(model: Recommender, epochs: int) -> Recommender:
     return type(model)(**params)
 
 
-def _with_chosen_epochs(strategy: TransferStrategy, fitted: Recommender) -> tuple[TransferStrategy, int | None]:
+def _with_chosen_epochs(
+    strategy: TransferStrategy, fitted: Recommender
+) -> tuple[TransferStrategy, int | None]:
     """A clone of ``strategy`` whose target model trains the epoch count validation chose for
     ``fitted`` (its best epoch), without validation; unchanged for models without epochs."""
     clone = strategy.clone()
@@ -502,6 +513,7 @@ def update_artifact(
             highlight=False,
         )
     return UpdateResult(
-        artifact=Path(folder), new_users=lineage["update"]["new_users"], new_items=lineage["update"]["new_items"],
-        new_interactions=new_interactions, epochs=used_epochs, seconds=seconds, model=model,
+        artifact=Path(folder), new_users=lineage["update"]["new_users"],
+        new_items=lineage["update"]["new_items"], new_interactions=new_interactions, epochs=used_epochs,
+        seconds=seconds, model=model,
     )  # fmt: skip

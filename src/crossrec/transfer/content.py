@@ -113,7 +113,9 @@ class ContentTransfer(TransferStrategy):
         if reason is not None:
             return reason
         if data.sources[0].model is not None and not isinstance(data.sources[0].model, TwoTower):
-            return f"it needs a two_tower source model, the source artifact holds {data.sources[0].model.name!r}"
+            return (
+                f"it needs a two_tower source model, the source artifact holds {data.sources[0].model.name!r}"
+            )
         reason = self._schema_mismatch(data)
         if reason is not None:
             return reason
@@ -133,9 +135,7 @@ class ContentTransfer(TransferStrategy):
             return "user_representation='attributes' needs user attributes shared by source and target"
         return None
 
-    def _configured(
-        self, item_columns: list[str], user_columns: list[str] | None
-    ) -> TwoTower:
+    def _configured(self, item_columns: list[str], user_columns: list[str] | None) -> TwoTower:
         model = self.model.clone()
         model.item_modalities = list(item_columns)
         if user_columns is not None:
@@ -166,7 +166,12 @@ class ContentTransfer(TransferStrategy):
             else FeatureTable.from_domain(source.domain, "user", user_columns),
         )
         return pretrain(
-            model, source, seed, f"content: {model.name} on {source.name}", holdout=self.holdout, inputs=inputs
+            model,
+            source,
+            seed,
+            f"content: {model.name} on {source.name}",
+            holdout=self.holdout,
+            inputs=inputs,
         )
 
     def _fit(self, data: TransferData) -> Recommender:
