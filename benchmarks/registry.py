@@ -37,7 +37,7 @@ import scipy.sparse as sp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import machine_info, print_table, write_results  # noqa: E402
+from _common import machine_info, print_table, write_results
 
 REPO = Path(__file__).resolve().parents[1]
 EXPERIMENT = REPO / "examples" / "experiments" / "movielens_bpr_warm_start.toml"
