@@ -40,15 +40,8 @@ from crossrec.models.fold_in import fold_in_users
 from crossrec.models.gradient import GradientRecommender
 from crossrec.models.inputs import EmbeddingInit, FitInputs
 from crossrec.splitting.splits import Split
-from crossrec.transfer.base import (
-    STRATEGY_REGISTRY,
-    SourceData,
-    TransferData,
-    TransferNotPossibleError,
-    TransferStrategy,
-    get_strategy_class,
-)
-from crossrec.transfer.links import Links
+from crossrec.transfer import Links, SourceData, TransferData, TransferNotPossibleError, TransferStrategy
+from crossrec.transfer.base import STRATEGY_REGISTRY, get_strategy_class
 
 __all__ = [
     "PretrainResult",
