@@ -478,6 +478,14 @@ def update_artifact(
     started = time.perf_counter()
     model, used_epochs = update_model(parent.model, parent.seen, combined, epochs=epochs)
     seconds = time.perf_counter() - started
+    note = None
+    if not isinstance(parent.model, EmbeddingRecommender) and parent.metadata.lineage.get("sources"):
+        note = (
+            f"{parent.metadata.model} is refit on the target's interactions only: the source data the "
+            "parent was trained with is not in the artifact (rerun the transfer to keep it)"
+        )
+        if console is not None:
+            console.print(f"[yellow]warning:[/yellow] {note}", highlight=False)
     lineage = {
         **{k: v for k, v in parent.metadata.lineage.items() if k not in ("parent", "parent_lineage")},
         "role": "update",
@@ -491,6 +499,7 @@ def update_artifact(
             "epochs": used_epochs,
             "seconds": seconds,
             "data_fingerprint": data_fingerprint(combined, users, items),
+            **({"note": note} if note else {}),
         },
     }
     folder = save_artifact(
