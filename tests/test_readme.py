@@ -151,7 +151,7 @@ def _adapt(command: str, state: dict) -> list[str]:
         extra = list(DEMO_ARGS)
     elif name in ("train", "transfer") and "--nproc" in replaced:
         extra = ["--set", "model.params.optim.epochs=2", "--set", "model.params.optim.progress=false"]
-    elif name in ("train", "transfer"):
+    elif name in ("train", "transfer", "pretrain"):
         extra = list(SMALL_EXPERIMENT)
         if "optim" in Path(replaced[1]).read_text():  # a gradient model: a few epochs
             extra += ["--set", "model.params.optim.epochs=3"]

@@ -43,7 +43,8 @@ def test_every_field_has_a_row_with_a_description(root, page: str) -> None:
     text = generated()[page]
     for model in _models(root):
         section = text.split(f"## {model.__name__}\n", 1)[1].split("\n## ", 1)[0]
-        for name in model.model_fields:
+        for field_name, field in model.model_fields.items():
+            name = field.alias or field_name  # e.g. [transfer] from (a Python keyword)
             row = re.search(rf"^\| `{name}` \|(.*)\|$", section, flags=re.M)
             assert row, f"{model.__name__}.{name} is not documented"
             cells = [c.strip() for c in re.split(r"(?<!\\)\|", row.group(1))]

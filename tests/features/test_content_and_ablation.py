@@ -154,3 +154,32 @@ def test_evaluate_ablate_modalities_adds_the_chart_to_the_run_report(target_mode
     assert "Modality ablation" in html and 'alt="Modality ablation' in html
     without_model = runner.invoke(app, ["evaluate", str(run_dir), "--ablate-modalities"])
     assert without_model.exit_code == 2 and "--model" in without_model.output
+
+
+def test_content_transfers_from_a_source_artifact_and_refuses_another_schema(domains, target_split, tmp_path):
+    import dataclasses
+
+    from crossrec.artifacts import load_artifact, save_artifact
+
+    source, target = domains
+    data = TransferData.from_domains(target, target_split, [source], link_items=None, link_users=None)
+    strategy = ContentTransfer(model=TwoTower(id_dropout=0.5, **FAST))
+    pretrained = strategy.pretrain_source(data.sources[0], data.seed)
+    interactions = data.sources[0].interactions
+    save_artifact(tmp_path / "source", pretrained, users=source.users, items=source.items, train=interactions)
+    saved = load_artifact(tmp_path / "source").model
+    from_artifact = dataclasses.replace(
+        data, sources=(dataclasses.replace(data.sources[0], model=saved, domain=None),)
+    )
+    moved, direct = strategy.fit(from_artifact), strategy.fit(data)
+    np.testing.assert_allclose(moved.score(np.arange(5)), direct.score(np.arange(5)), atol=1e-4)
+    column = next(iter(target.item_feature_kinds))
+    narrower = dataclasses.replace(
+        target,
+        item_features=target.item_features.drop(columns=[column]),
+        item_feature_kinds={c: k for c, k in target.item_feature_kinds.items() if c != column},
+    )
+    with pytest.raises(
+        TransferNotPossibleError, match=rf"{column} \(\w+ in the source, missing in the target\)"
+    ):
+        strategy.fit(dataclasses.replace(from_artifact, target=narrower))

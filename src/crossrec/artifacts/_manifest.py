@@ -37,11 +37,13 @@ def _relative_files(folder: Path) -> list[str]:
     )
 
 
-def write_manifest(folder: Path) -> dict[str, Any]:
+def write_manifest(folder: Path, lineage: dict[str, Any] | None = None) -> dict[str, Any]:
     """Hash every file under ``folder`` and write ``manifest.json`` next to them.
 
     Each ``.safetensors`` file also declares its arrays (``dtype`` and ``shape``), which loading
-    compares with what the file holds.
+    compares with what the file holds. ``lineage`` (where the model came from: its role, source
+    artifacts, strategy, data fingerprints, parent) is recorded under ``"lineage"``; the
+    manifest's sha256, the artifact's id, covers it.
     """
     files: dict[str, dict[str, Any]] = {}
     for name in _relative_files(folder):
@@ -59,6 +61,8 @@ def write_manifest(folder: Path) -> dict[str, Any]:
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "files": files,
     }
+    if lineage:
+        manifest["lineage"] = lineage
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
     return manifest
 
@@ -82,6 +86,11 @@ def parse_manifest(folder: Path, raw: bytes | bytearray) -> dict[str, Any]:
             f"{folder} uses artifact format {version} (written by crossrec "
             f"{manifest.get('crossrec_version', '?')}); this crossrec {__version__} reads format "
             f"{FORMAT_VERSION} only: re-save the model with this version, or install the matching crossrec"
+        )
+    lineage = manifest.get("lineage", {})
+    if not isinstance(lineage, dict):
+        raise ArtifactIntegrityError(
+            f"{path}: 'lineage' must be a JSON object, found {type(lineage).__name__}"
         )
     files = manifest.get("files")
     if not isinstance(files, dict) or not files:

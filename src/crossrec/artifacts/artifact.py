@@ -99,6 +99,8 @@ class ArtifactMetadata:
     capabilities: Mapping[str, Any]
     config: Mapping[str, Any]
     evaluation: Mapping[str, Any]
+    #: Where the model came from (``manifest.json``'s ``lineage``; see :mod:`crossrec.artifacts.lineage`).
+    lineage: Mapping[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-able copy."""
@@ -118,6 +120,7 @@ class ArtifactMetadata:
             "capabilities": dict(self.capabilities),
             "config": dict(self.config),
             "evaluation": dict(self.evaluation),
+            "lineage": dict(self.lineage),
         }
 
 

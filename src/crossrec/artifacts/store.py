@@ -124,6 +124,7 @@ def save_artifact(
     encoders: Mapping[str, object] | None = None,
     overwrite: bool = False,
     inputs: Iterable[str | Path] = (),
+    lineage: Mapping[str, Any] | None = None,
 ) -> Path:
     """Save a fitted model with its id maps, seen items and popularity as an artifact folder.
 
@@ -153,6 +154,9 @@ def save_artifact(
     inputs
         Files and folders the caller read (e.g. the bundle): ``folder`` may be none of them and
         contain none.
+    lineage
+        Where the model came from, recorded in ``manifest.json`` (JSON-able; see
+        :mod:`crossrec.artifacts.lineage`).
 
     Returns
     -------
@@ -179,6 +183,7 @@ def save_artifact(
         raise FileExistsError(str(error)) from None
     config_dict = _to_json_dict(config, "config")
     evaluation_dict = _to_json_dict(evaluation, "evaluation")
+    lineage_dict = _to_json_dict(lineage, "lineage")
 
     seen = (train > 0).astype(np.float32).tocsr()
     seen.sort_indices()
@@ -223,7 +228,7 @@ def save_artifact(
             (temporary / name).write_text(json.dumps(payload, indent=2, sort_keys=True, allow_nan=True))
         for path in temporary.rglob("*"):  # readable by a service account (safetensors writes 0600)
             path.chmod(0o755 if path.is_dir() else 0o644)
-        write_manifest(temporary)
+        write_manifest(temporary, lineage_dict)
         (temporary / "manifest.json").chmod(0o644)
         _fsync_tree(temporary)
         temporary.chmod(0o755)
@@ -416,6 +421,7 @@ def load_artifact(folder: str | Path) -> Artifact:
         capabilities={},
         config=config,
         evaluation=evaluation,
+        lineage=manifest.get("lineage", {}),
     )
     try:
         return Artifact(model, users, items, seen, popularity, info, encoders)

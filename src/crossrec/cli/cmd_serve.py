@@ -54,11 +54,17 @@ def recommend(
         True, "--exclude-seen/--include-seen", help="Leave out items the user interacted with in training."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    info: bool = typer.Option(
+        False, "--info", help="Describe the artifact instead: model, sizes, evaluation and lineage."
+    ),
 ) -> None:
     """Top-K items for a user, items similar to an item, or a batch of users to Parquet."""
     from crossrec.artifacts import ArtifactError, load_artifact
 
     console = Console(stderr=True)
+    if info:
+        _print_info(console, artifact, as_json)
+        return
     if sum(value is not None for value in (user, item, users_file)) != 1:
         raise _fail(console, "pass exactly one of --user, --item or --users-file", 2)
     if users_file is not None and output is None:
@@ -109,6 +115,35 @@ def recommend(
     for rank, (item_id, score) in enumerate(zip(result.item_ids, result.scores, strict=True), start=1):
         table.add_row(str(rank), item_id, f"{score:.4f}")
     Console().print(table)
+
+
+def _print_info(console: Console, artifact: Path, as_json: bool) -> None:
+    """``recommend ARTIFACT --info``: what ``GET /v1/model`` serves, as JSON or a short summary."""
+    from crossrec.artifacts import ArtifactError, load_artifact
+
+    try:
+        metadata = load_artifact(artifact).metadata.as_dict()
+    except (ArtifactError, OSError) as error:
+        raise _fail(console, str(error)) from None
+    if as_json:
+        typer.echo(json.dumps(metadata, indent=2, default=str))
+        return
+    out = Console()
+    out.print(
+        f"artifact {metadata['artifact_id'][:16]}  model {metadata['model']}  {metadata['n_users']} users x "
+        f"{metadata['n_items']} items  dim {metadata['dim']}  created {metadata['created']}",
+        highlight=False,
+    )
+    lineage = metadata.get("lineage") or {}
+    if not lineage:
+        out.print("lineage: none recorded", highlight=False)
+    for key, value in lineage.items():
+        if key != "parent_lineage":
+            out.print(f"{key}: {json.dumps(value, default=str)}", highlight=False, soft_wrap=True)
+    evaluation = {k: v for k, v in metadata.get("evaluation", {}).items() if isinstance(v, float)}
+    if evaluation:
+        shown = ", ".join(f"{k} {v:.4f}" for k, v in list(evaluation.items())[:6])
+        out.print(f"evaluation ({metadata['evaluation'].get('part', '?')}): {shown}", highlight=False)
 
 
 @app.command()

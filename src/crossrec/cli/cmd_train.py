@@ -76,6 +76,7 @@ def _run(
     auto: object = None,
     wide: bool = False,
     curve: str | None = None,
+    sources: list[Path] | None = None,
 ) -> None:
     from crossrec.data.outputs import OutputFolderError
     from crossrec.experiment.config import ExperimentFileError, load_experiment
@@ -89,6 +90,8 @@ def _run(
             config.search = None
         if keep_models:
             config.keep_models = True
+        if sources:
+            config.transfer.sources = [path.resolve() for path in sources]
         result = run_experiment(config, mode=mode, strategy=strategy, console=console, auto=auto, curve=curve)
     except (
         ExperimentFileError,
@@ -118,6 +121,10 @@ def _run(
         _print_curve(console, result.extra["curve"])
     if result.data is not None:
         console.print(f"decided on: {decided_on(result.data.split)['description']}")
+    if result.artifact is not None:
+        console.print(
+            f"artifact: {result.artifact} (crossrec recommend {result.artifact} --info)", highlight=False
+        )
     size = results.get("size_bytes", 0)
     console.print(f"results: {result.run_dir / 'results.json'} (run folder {size / 1e6:.1f} MB)")
 
@@ -232,6 +239,12 @@ def transfer(
         help="Also run at these fractions of each target user's training data (e.g. 0.05,0.1,0.25,0.5,1; "
         "validation and test unchanged): a data-efficiency curve in results.json.",
     ),
+    sources: list[Path] | None = typer.Option(
+        None,
+        "--from",
+        help="Source artifact (from `crossrec pretrain`) to transfer from instead of training on the source "
+        "domains (repeatable; replaces \\[transfer] from).",
+    ),
 ) -> None:
     """Transfer from the source domain(s) with the negative-transfer guard, evaluate on test.
 
@@ -242,4 +255,4 @@ def transfer(
     from crossrec.experiment.runner import AutoSettings
 
     settings = AutoSettings(other_families=auto_families, budget_seconds=parse_budget(budget))
-    _run(experiment, "transfer", strategy, search, keep_models, overrides, settings, wide, curve)
+    _run(experiment, "transfer", strategy, search, keep_models, overrides, settings, wide, curve, sources)

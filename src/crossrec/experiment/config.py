@@ -39,7 +39,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from crossrec.rerank import RerankConfig
 
@@ -188,6 +188,16 @@ class FamilyConfig(_Strict):
 class TransferConfig(_Strict):
     """The transfer strategy and its constructor arguments (the model comes from ``[model]``)."""
 
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    sources: list[Path] = Field(
+        default_factory=list,
+        alias="from",
+        description="Source artifacts (from `crossrec pretrain`) to transfer from instead of training on "
+        "the source domains: a folder or a list (relative to the experiment file). The strategy must start "
+        "from a source model: warm_start, finetune, mapping, content, or joint (which reads the "
+        "interactions the artifact keeps).",
+    )
     strategy: str = Field(
         "none",
         description="none, warm_start, finetune, joint, mapping, content or auto (--strategy overrides).",
@@ -196,6 +206,11 @@ class TransferConfig(_Strict):
         default_factory=dict, description="Constructor arguments of the strategy (only for this strategy)."
     )
     guard: GuardConfig = Field(default_factory=GuardConfig, description="[transfer.guard]: the guard's test.")
+
+    @field_validator("sources", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str | Path) else value
 
 
 class SearchDimension(_Strict):
@@ -265,6 +280,12 @@ class ExperimentConfig(_Strict):
     num_threads: int | None = Field(None, ge=1, description="torch.set_num_threads for the run.")
     save_artifact: bool = Field(
         False, description="Also save the kept model as a verified artifact (for recommend / serve)."
+    )
+    refit_artifact: bool = Field(
+        True,
+        description="Refit the saved artifact on every target interaction (train + valid + test) with the "
+        "hyperparameters and epoch counts chosen on validation, so that it serves real users (its seen "
+        "items are all their interactions); the split-fitted model stays in the run's models/ folder.",
     )
     keep_models: bool = Field(
         False,
@@ -355,4 +376,8 @@ def load_experiment(path: str | Path, overrides: list[str] | None = None) -> Exp
         raise ExperimentFileError(f"{path}: {problems}") from error
     if config.data.bundle is not None and not config.data.bundle.is_absolute():
         config.data.bundle = (path.parent / config.data.bundle).resolve()
+    config.transfer.sources = [
+        source if source.is_absolute() else (path.parent / source).resolve()
+        for source in config.transfer.sources
+    ]
     return config

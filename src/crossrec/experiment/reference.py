@@ -162,7 +162,7 @@ def render_page(
             kind = _type_name(field.annotation).replace("|", "\\|")
             shown = shown.replace("|", "\\|")
             example = example.replace("|", "\\|")
-            lines.append(f"| `{name}` | {kind} | {shown} | `{example}` | {text} |")
+            lines.append(f"| `{field.alias or name}` | {kind} | {shown} | `{example}` | {text} |")
         lines.append("")
     return "\n".join(lines)
 
@@ -198,7 +198,10 @@ def _pages() -> dict[str, str]:
         },
         "ModelConfig": {"params": "params = { reg = 300.0 }"},
         "FamilyConfig": {"model": 'model = { name = "ease", params = { reg = 300.0 } }'},
-        "TransferConfig": {"params": "params = { domain_weight = 0.15 }"},
+        "TransferConfig": {
+            "params": "params = { domain_weight = 0.15 }",
+            "sources": 'from = "artifacts/ml-1m-bpr"',
+        },
         "SearchConfig": {"space": 'space = { "model.reg" = { low = 50.0, high = 1500.0, log = true } }'},
     }
     return {

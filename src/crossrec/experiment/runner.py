@@ -36,7 +36,7 @@ from crossrec.splitting.splits import (
     random_split,
     temporal_split,
 )
-from crossrec.transfer.base import TransferData
+from crossrec.transfer.base import SourceData, TransferData, TransferStrategy
 from crossrec.transfer.guard import (
     AutoResult,
     GuardResult,
@@ -115,6 +115,8 @@ class _Fitted:
     guards: dict[str, GuardResult] = field(default_factory=dict)
     auto: AutoResult | None = None
     search: SearchResult | None = None
+    #: The unfitted strategy behind each fitted model (what a deployment refit fits again).
+    strategies: dict[str, TransferStrategy] = field(default_factory=dict)
 
 
 def _sample_users(domain: Domain, max_users: int | None, seed: int) -> Domain:
@@ -132,16 +134,18 @@ def _unique_target(source: np.ndarray, target: np.ndarray) -> Links:
 def load_domains(
     config: ExperimentConfig,
 ) -> tuple[Domain, list[Domain], list[Links | None], list[Links | None]]:
-    """``(target, sources, item_links, user_links)`` as the data section asks."""
+    """``(target, sources, item_links, user_links)`` as the data section asks (no sources when
+    ``[transfer] from`` names source artifacts: those stand in for them)."""
     data = config.data
     bundle = None
+    from_artifacts = bool(config.transfer.sources)
     if data.builtin == "movielens-cdr":
         from crossrec.data.builtin import load_movielens_cdr
 
         source, target = load_movielens_cdr(data.data_dir)
         if "bundle" in (data.link_users, data.link_items):
             raise ValueError("link_items/link_users = 'bundle' needs data.bundle, not a builtin dataset")
-        sources = [source]
+        sources = [] if from_artifacts else [source]
     else:
         from crossrec.data.bundle import load_bundle
 
@@ -152,8 +156,10 @@ def load_domains(
                 f"target domain {target_name!r} is not in {data.bundle}; it has {sorted(bundle.domains)}"
             )
         source_names = data.sources or [n for n in bundle.source_domains if n != target_name]
+        if from_artifacts:
+            source_names = []
         missing = [n for n in source_names if n not in bundle.domains]
-        if missing or not source_names:
+        if missing or (not source_names and not from_artifacts):
             raise ValueError(
                 f"source domains {missing or source_names} not usable; "
                 f"the bundle has {sorted(bundle.domains)}"
@@ -233,32 +239,51 @@ def prepare(config: ExperimentConfig, *, links_required: bool = True) -> Transfe
 
     ``links_required`` (default) refuses a data section that does not say how sources are linked
     (``link_items`` / ``link_users``); target-only training passes ``False`` (it reads no link).
+    With ``[transfer] from``, the sources are the source artifacts (their models, vocabularies and
+    interactions), linked to the target as the data section says.
     """
+    return _prepare(config, links_required=links_required)[0]
+
+
+def _prepare(
+    config: ExperimentConfig, *, links_required: bool = True
+) -> tuple[TransferData, list[dict[str, Any]]]:
+    """:func:`prepare`, and the references of the source artifacts it read (for the lineage)."""
     no_history = config.split.protocol == "no_history"
     if links_required or no_history:
         config.data.require_links()
     target, sources, item_links, user_links = load_domains(config)
+    artifact_sources: list[SourceData] = []
+    references: list[dict[str, Any]] = []
+    if config.transfer.sources and links_required:
+        from crossrec.experiment.registry import sources_from_artifacts
+
+        artifact_sources, references = sources_from_artifacts(config, target)
+        user_links = [s.user_links for s in artifact_sources]
     split = (
         _no_history_split(config, target, user_links)
         if no_history
         else make_split(config, target, linked_users(user_links, target.n_users))
     )
     weights = [config.data.source_weights.get(s.name, 1.0) for s in sources]
-    unknown = set(config.data.source_weights) - {s.name for s in sources}
+    unknown = set(config.data.source_weights) - {s.name for s in sources} - {s.name for s in artifact_sources}
     if unknown:
         raise ValueError(
             f"data.source_weights names unknown sources {sorted(unknown)}; "
             f"sources: {[s.name for s in sources]}"
         )
-    return TransferData.from_domains(
+    data = TransferData.from_domains(
         target,
         split,
         sources,
         weights=weights,
         link_items=item_links,
-        link_users=user_links,
+        link_users=user_links[: len(sources)],
         seed=config.seed,
     )
+    if artifact_sources:
+        data = dataclasses.replace(data, sources=tuple(artifact_sources))
+    return data, references
 
 
 def _no_history_split(config: ExperimentConfig, target: Domain, user_links: list[Links | None]) -> Split:
@@ -321,6 +346,13 @@ def _auto(
     against that model target-only, within the time budget; prints each candidate as it starts."""
     model = build_model(config, model_params)
     candidates, skipped = candidates_for(model, other_families=settings.other_families)
+    if config.transfer.sources:  # source artifacts stand in for the sources: only strategies that take one
+        skipped += [
+            {"strategy": c.label, "reason": "it cannot transfer from a source artifact ([transfer] from)"}
+            for c in candidates
+            if not c.transfers_from_artifact
+        ]
+        candidates = [c for c in candidates if c.transfers_from_artifact]
     own = config.transfer.strategy
     if own not in ("none", "auto"):  # the file's strategy runs with the file's parameters
         candidates = [
@@ -378,8 +410,10 @@ def _fit_one(
         out.extra["search"] = out.search.to_dict()
     guard_config = config.transfer.guard
     if name == "none":
-        model, seconds, _ = _target_only(config, data, build_model(config, model_params))
+        template = build_model(config, model_params)
+        model, seconds, _ = _target_only(config, data, template)
         out.models["target_only"], out.seconds["target_only"] = model, seconds
+        out.strategies["target_only"] = TargetOnly(template)
         return out
     if name == "auto":
         settings = auto or AutoSettings()
@@ -391,8 +425,15 @@ def _fit_one(
             "other_families": settings.other_families,
             "budget_seconds": settings.budget_seconds,
         }
+        assert out.auto.selection is not None
+        out.strategies = {
+            "target_only": TargetOnly(build_model(config, model_params)),
+            "transfer": out.auto.selection.candidate,
+        }
     else:
         chosen = build_strategy(config, name, model_params, transfer_params)
+        _check_from_artifact(config, chosen)
+        out.strategies = {"target_only": chosen.baseline(), "transfer": chosen}
         out.guard = guarded_transfer(
             chosen, data, metric=guard_config.metric, require_significant=guard_config.require_significant,
             seed=config.seed, console=console,
@@ -416,9 +457,12 @@ def _fit_families(config: ExperimentConfig, data: TransferData, mode: str, conso
         if mode == "train" or family.transfer_name is None:
             fitted, seconds, score = _target_only(config, data, model)
             out.models[family.name], out.seconds[family.name] = fitted, seconds
+            out.strategies[family.name] = TargetOnly(model)
             kept_valid[family.name] = score
             continue
         strategy = build_strategy(config, family.strategy, model=family.model, params=family.params)
+        _check_from_artifact(config, strategy)
+        out.strategies[family.name], out.strategies[family.transfer_name] = strategy.baseline(), strategy
         guard = guarded_transfer(
             strategy, data, metric=guard_config.metric, require_significant=guard_config.require_significant,
             seed=config.seed, console=console,
@@ -443,6 +487,14 @@ def _fit_families(config: ExperimentConfig, data: TransferData, mode: str, conso
         f"chosen_valid_{guard_config.metric}": kept_valid[out.kept],
     }
     return out
+
+
+def _check_from_artifact(config: ExperimentConfig, strategy: TransferStrategy) -> None:
+    """With ``[transfer] from``, refuse a strategy that does not start from a source model."""
+    if config.transfer.sources:
+        from crossrec.experiment.registry import check_transfers_from_artifact
+
+        check_transfers_from_artifact(strategy)
 
 
 def _describe_domain(domain: Domain | None) -> dict[str, Any] | None:
@@ -591,7 +643,8 @@ def run_experiment(
     inputs = [path for path in (config.data.bundle, config.data.data_dir) if path is not None]
     run_dir = _new_run_dir(config.output_dir, config.name)
     check_run_folder(run_dir, inputs)
-    data = prepare(config, links_required=mode != "train")
+    data, references = _prepare(config, links_required=mode != "train")
+    data = data.with_pretraining_cache()  # a deployment refit reuses the source models
     categories = (
         item_categories(data.target, config.evaluation.item_categories)
         if config.evaluation.item_categories
@@ -643,12 +696,13 @@ def run_experiment(
         timings={"train_seconds": fitted.seconds, "total_seconds": time.perf_counter() - started},
         learning_curves=curves, seeds={"experiment": config.seed}, extra=extra, baseline=baseline,
         item_categories=categories, seed=config.seed, title=config.title or config.name,
-        models=fitted.models, keep_models=config.keep_models, inputs=inputs, user_groups=groups,
+        models=_models_to_keep(config, fitted), keep_models=config.keep_models or config.save_artifact,
+        inputs=inputs, user_groups=groups,
     )  # fmt: skip
     summary = {key: evaluation.summary for key, evaluation in evaluations.items()}
     artifact = None
     if config.save_artifact:
-        artifact = _save_kept(config, data, run_dir, fitted, summary[fitted.kept])
+        artifact = _save_kept(config, data, run_dir, fitted, summary[fitted.kept], references, console)
     return ExperimentResult(
         run_dir=run_dir,
         summary=summary,
@@ -666,20 +720,53 @@ def run_experiment(
     )
 
 
+def _models_to_keep(config: ExperimentConfig, fitted: _Fitted) -> dict[str, Recommender]:
+    """Every fitted model with ``keep_models``; else, when an artifact is saved, the split-fitted
+    kept model (the one evaluated; the artifact holds its refit on all data)."""
+    if config.keep_models:
+        return fitted.models
+    return {fitted.kept: fitted.models[fitted.kept]} if config.save_artifact else {}
+
+
 def _save_kept(
-    config: ExperimentConfig, data: TransferData, run_dir: Path, fitted: _Fitted, summary: dict[str, float]
+    config: ExperimentConfig,
+    data: TransferData,
+    run_dir: Path,
+    fitted: _Fitted,
+    summary: dict[str, float],
+    references: list[dict[str, Any]],
+    console: Any = None,
 ) -> Path:
-    """The kept model as a verified artifact in ``run_dir/artifact`` (seen items: train + valid)."""
+    """The kept model as a verified artifact in ``run_dir/artifact``: refit on every target
+    interaction (``refit_artifact``, default; seen items: all of them), else the split-fitted
+    model (seen items: train + valid). Its manifest records the lineage."""
     from crossrec.artifacts import save_artifact
+    from crossrec.experiment.registry import deployment_split, refit_for_deployment, target_lineage
 
     if data.target is None:  # pragma: no cover - prepare() always sets the target domain
         raise ValueError("save_artifact needs the target domain's vocabularies")
+    strategy = fitted.strategies[fitted.kept]
+    model = fitted.models[fitted.kept]
+    if config.refit_artifact:
+        model, refit = refit_for_deployment(strategy, model, data)
+        seen = deployment_split(data.split).matrix("train")
+        if console is not None:
+            epochs = "" if refit["epochs"] is None else f", {refit['epochs']} epochs chosen on validation"
+            console.print(
+                f"deployment refit of {fitted.kept} on train+valid+test ({refit['interactions']} "
+                f"interactions{epochs}): {refit['seconds']:.1f} s",
+                highlight=False,
+            )
+    else:
+        refit = {"on": "train", "note": "split-fitted model (refit_artifact = false)"}
+        seen = data.train + data.valid
     return save_artifact(
         run_dir / "artifact",
-        fitted.models[fitted.kept],
+        model,
         users=data.target.users,
         items=data.target.items,
-        train=data.train + data.valid,
-        config={"experiment": json.loads(config.model_dump_json()), "model": fitted.kept},
-        evaluation={"part": "test", **summary},
+        train=seen,
+        config={"experiment": json.loads(config.model_dump_json(by_alias=True)), "model": fitted.kept},
+        evaluation={"part": "test", "evaluated_model": f"models/{fitted.kept}", **summary},
+        lineage=target_lineage(data, strategy, fitted.kept, references, refit),
     )

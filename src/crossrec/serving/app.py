@@ -253,7 +253,7 @@ def create_app(
 
     @app.get("/v1/model", dependencies=protected, tags=["service"])
     async def model_metadata() -> Response:
-        """Metadata of the served artifact: model, sizes, capabilities, config, evaluation."""
+        """Metadata of the served artifact: model, sizes, capabilities, config, evaluation, lineage."""
         return Response(holder.current.metadata_json, media_type="application/json")
 
     @app.get(

@@ -5,6 +5,7 @@ registry that makes strategies selectable by name."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -58,6 +59,13 @@ class SourceData:
         Relative weight of this source among several (multi-source transfer).
     domain
         The full :class:`~crossrec.data.Domain` when available (features, vocabularies).
+    model
+        A model already trained on this source (e.g. from a source artifact, ``crossrec pretrain``):
+        strategies that start from a source model use it instead of pretraining one, after checking
+        that it fits (family, dimension, feature schema).
+    pretrained
+        Cache of the models pretrained on this source in this process, by configuration (``None``:
+        no cache). A deployment refit reuses them: the source does not depend on the target split.
     """
 
     name: str
@@ -66,6 +74,8 @@ class SourceData:
     user_links: Links | None = None
     weight: float = 1.0
     domain: Domain | None = field(default=None, repr=False)
+    model: Recommender | None = field(default=None, repr=False, compare=False)
+    pretrained: dict[str, Recommender] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "interactions", sp.csr_matrix(self.interactions, dtype=np.float32))
@@ -159,6 +169,15 @@ class TransferData:
     ) -> tuple[np.ndarray, np.ndarray]:
         """``(users, values)`` of ``metric`` on the target's validation part, training items excluded."""
         return self.holdout.per_user(model, metric, users)
+
+    def with_pretraining_cache(self) -> TransferData:
+        """The same data with a cache of source pretraining on every source (see
+        :attr:`SourceData.pretrained`): strategies fitted on it, and on copies with another split,
+        pretrain each source configuration once."""
+        sources = tuple(
+            s if s.pretrained is not None else dataclasses.replace(s, pretrained={}) for s in self.sources
+        )
+        return dataclasses.replace(self, sources=sources)
 
     @property
     def n_users(self) -> int:
@@ -278,6 +297,10 @@ class TransferStrategy(ABC):
     """
 
     name: ClassVar[str] = "base"
+    #: Whether the strategy starts from a model trained on each source (or, for ``joint``, reads
+    #: only the source's interactions), so that a saved source artifact can stand in for the source
+    #: (``crossrec transfer --from``).
+    transfers_from_artifact: ClassVar[bool] = False
     #: The model this strategy trains (an unfitted template, cloned before use).
     model: Recommender
 
@@ -301,6 +324,14 @@ class TransferStrategy(ABC):
     @abstractmethod
     def _fit(self, data: TransferData) -> Recommender:
         """Fit on checked data."""
+
+    def pretrain_source(self, source: SourceData, seed: int) -> Recommender:
+        """The model this strategy trains on ``source`` before moving to the target (what
+        ``crossrec pretrain`` saves as a source artifact); ``source.model`` when one is given."""
+        raise TransferNotPossibleError(
+            f"strategy {self.name!r} does not start from a model trained on the source; strategies that "
+            "do: warm_start, finetune, mapping, content (joint reads the source's interactions)"
+        )
 
     def baseline(self) -> TransferStrategy:
         """The target-only strategy this one is compared against (same model, no source)."""

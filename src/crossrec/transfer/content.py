@@ -17,9 +17,12 @@ from crossrec.models.base import Recommender
 from crossrec.models.inputs import FitInputs
 from crossrec.models.two_tower import TwoTower, UserRepresentation
 from crossrec.splitting.splits import Split
+from crossrec.transfer._tables import pretrain
 from crossrec.transfer.base import (
     STRATEGY_REGISTRY,
+    SourceData,
     TransferData,
+    TransferNotPossibleError,
     TransferStrategy,
     register_strategy,
 )
@@ -62,6 +65,7 @@ class ContentTransfer(TransferStrategy):
     """
 
     name = "content"
+    transfers_from_artifact = True
 
     def __init__(
         self,
@@ -76,14 +80,46 @@ class ContentTransfer(TransferStrategy):
         self.holdout = holdout
 
     def _columns(self, data: TransferData, side: Literal["item", "user"]) -> dict[str, str]:
+        given = data.sources[0].model if data.sources else None
+        if isinstance(given, TwoTower) and data.target is not None:  # a source artifact's two-tower
+            encoders = given.encoders_.get(side)
+            kinds_t = data.target.item_feature_kinds if side == "item" else data.target.user_feature_kinds
+            kinds_s = {} if encoders is None else encoders.kinds
+            return {column: kind for column, kind in kinds_s.items() if kinds_t.get(column) == kind}
         source = data.sources[0].domain if data.sources else None
         return shared_schema(source, data.target, side)
+
+    def _schema_mismatch(self, data: TransferData) -> str | None:
+        """Why a given source two-tower cannot encode the target's items (its item tower's columns
+        must all be target attributes of the same kind), or ``None``."""
+        given = data.sources[0].model
+        if not isinstance(given, TwoTower) or data.target is None:
+            return None
+        encoders = given.encoders_.get("item")
+        if encoders is None:
+            return "the source artifact's two-tower has no item attributes to move to the target"
+        kinds_t = data.target.item_feature_kinds
+        wrong = {c: (k, kinds_t.get(c, "missing")) for c, k in encoders.kinds.items() if kinds_t.get(c) != k}
+        if wrong:
+            shown = ", ".join(f"{c} ({k} in the source, {t} in the target)" for c, (k, t) in wrong.items())
+            return (
+                f"the source artifact's item tower encodes attributes the target does not have with the "
+                f"same kind: {shown}; pretrain the source on the attributes both share"
+            )
+        return None
 
     def check(self, data: TransferData) -> str | None:
         reason = super().check(data)
         if reason is not None:
             return reason
-        if data.target is None or data.sources[0].domain is None:
+        if data.sources[0].model is not None and not isinstance(data.sources[0].model, TwoTower):
+            return (
+                f"it needs a two_tower source model, the source artifact holds {data.sources[0].model.name!r}"
+            )
+        reason = self._schema_mismatch(data)
+        if reason is not None:
+            return reason
+        if data.target is None or (data.sources[0].domain is None and data.sources[0].model is None):
             return "it needs the source and target domains with their item attributes"
         shared = self._columns(data, "item")
         wanted = self.model.item_modalities
@@ -99,28 +135,58 @@ class ContentTransfer(TransferStrategy):
             return "user_representation='attributes' needs user attributes shared by source and target"
         return None
 
-    def _fit(self, data: TransferData) -> Recommender:
-        source = data.sources[0]
-        assert source.domain is not None and data.target is not None
-        item_columns = self.model.item_modalities or list(self._columns(data, "item"))
+    def _configured(self, item_columns: list[str], user_columns: list[str] | None) -> TwoTower:
         model = self.model.clone()
         model.item_modalities = list(item_columns)
-        user_table = None
+        if user_columns is not None:
+            model.user_modalities = list(user_columns)
+        elif self.model.user_modalities is None:
+            model.user_modalities = []  # users of the target are folded in: source attributes are not needed
+        return model
+
+    def pretrain_source(
+        self,
+        source: SourceData,
+        seed: int,
+        item_columns: list[str] | None = None,
+        user_columns: list[str] | None = None,
+    ) -> Recommender:
+        """The two-tower fitted on the source's item attributes (``item_columns``; default: the
+        model's ``item_modalities`` or every source item attribute), ``holdout`` for early stopping."""
+        if source.model is not None:
+            return pretrain(self.model, source, seed, "")  # checks the family; the schema is checked above
+        if source.domain is None or source.domain.item_features is None:
+            raise TransferNotPossibleError(f"content: source {source.name!r} has no item attributes")
+        columns = item_columns or self.model.item_modalities or list(source.domain.item_feature_kinds)
+        model = self._configured(columns, user_columns)
+        inputs = FitInputs(
+            item_features=FeatureTable.from_domain(source.domain, "item", columns),
+            user_features=None
+            if not user_columns
+            else FeatureTable.from_domain(source.domain, "user", user_columns),
+        )
+        return pretrain(
+            model,
+            source,
+            seed,
+            f"content: {model.name} on {source.name}",
+            holdout=self.holdout,
+            inputs=inputs,
+        )
+
+    def _fit(self, data: TransferData) -> Recommender:
+        source = data.sources[0]
+        assert data.target is not None
+        item_columns = self.model.item_modalities or list(self._columns(data, "item"))
+        user_columns = None
         target_users = None
         if self.user_representation == "attributes":
             user_columns = self.model.user_modalities or list(self._columns(data, "user"))
-            model.user_modalities = list(user_columns)
-            user_table = FeatureTable.from_domain(source.domain, "user", user_columns)
             target_users = FeatureTable.from_domain(data.target, "user", user_columns)
-        elif self.model.user_modalities is None:
-            model.user_modalities = []  # users of the target are folded in: source attributes are not needed
-        train, valid = source.holdout(self.holdout, seed=data.seed)
-        inputs = FitInputs(
-            item_features=FeatureTable.from_domain(source.domain, "item", item_columns),
-            user_features=user_table,
-            label=f"content: {model.name} on {source.name}",
-        )
-        model.fit_with(train, valid, inputs)
+        model = self.pretrain_source(source, data.seed, item_columns, user_columns)
+        assert isinstance(model, TwoTower)
+        if source.model is not None:
+            item_columns = model.encoders_["item"].columns
         return model.transfer(
             FeatureTable.from_domain(data.target, "item", item_columns),
             data.train,

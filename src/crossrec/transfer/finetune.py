@@ -11,7 +11,7 @@ from crossrec.models.base import Recommender
 from crossrec.models.inputs import EmbeddingInit, FitInputs
 from crossrec.models.mf import BPRMF
 from crossrec.transfer._tables import pretrain
-from crossrec.transfer.base import TransferData, TransferStrategy, register_strategy
+from crossrec.transfer.base import SourceData, TransferData, TransferStrategy, register_strategy
 from crossrec.transfer.warm_start import check_embedding_transfer, transferred_init
 
 __all__ = ["FineTune"]
@@ -38,6 +38,7 @@ class FineTune(TransferStrategy):
     """
 
     name = "finetune"
+    transfers_from_artifact = True
 
     def __init__(
         self,
@@ -54,8 +55,12 @@ class FineTune(TransferStrategy):
     def check(self, data: TransferData) -> str | None:
         return super().check(data) or check_embedding_transfer(self, data)
 
+    def pretrain_source(self, source: SourceData, seed: int) -> Recommender:
+        """``model`` fitted on the source (10% per-user holdout)."""
+        return pretrain(self.model, source, seed, f"pretrain on {source.name}")
+
     def _fit(self, data: TransferData) -> Recommender:
-        pretrained = [pretrain(self.model, s, data.seed, f"pretrain on {s.name}") for s in data.sources]
+        pretrained = [self.pretrain_source(s, data.seed) for s in data.sources]
         users, items = transferred_init(data, pretrained, fold_in=True, seed=data.seed)
         state = {}
         module = getattr(pretrained[int(np.argmax([s.weight for s in data.sources]))], "_module", None)

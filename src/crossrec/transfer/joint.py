@@ -21,7 +21,7 @@ from crossrec.models.embedding import EmbeddingRecommender
 from crossrec.models.inputs import FitInputs
 from crossrec.models.item_based import EASE, ItemSimilarityRecommender
 from crossrec.ranking.topk import FactorScorer
-from crossrec.transfer._tables import item_map, user_aligned_history
+from crossrec.transfer._tables import item_map, pretrain, user_aligned_history
 from crossrec.transfer.base import SourceData, TransferData, TransferStrategy, register_strategy
 
 __all__ = ["Joint", "joint_item_matrices", "joint_matrix"]
@@ -117,10 +117,16 @@ class Joint(TransferStrategy):
     """
 
     name = "joint"
+    transfers_from_artifact = True  # it reads the source's interactions, which a source artifact holds
 
     def __init__(self, model: Recommender | None = None, domain_weight: float = 0.15) -> None:
         self.model = model if model is not None else EASE()
         self.domain_weight = domain_weight
+
+    def pretrain_source(self, source: SourceData, seed: int) -> Recommender:
+        """``model`` fitted on the source alone (10% per-user holdout). Joint training itself does not
+        start from it: it trains on the source's interactions, which a source artifact keeps."""
+        return pretrain(self.model, source, seed, f"pretrain on {source.name}")
 
     def check(self, data: TransferData) -> str | None:
         reason = super().check(data)

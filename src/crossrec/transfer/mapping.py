@@ -219,6 +219,7 @@ class Mapping(TransferStrategy):
     """
 
     name = "mapping"
+    transfers_from_artifact = True
 
     def __init__(
         self,
@@ -250,8 +251,12 @@ class Mapping(TransferStrategy):
             return f"bridge must be 'mlp' or 'meta', got {self.bridge!r}"
         return None
 
+    def pretrain_source(self, source: SourceData, seed: int) -> Recommender:
+        """``model`` fitted on the source (10% per-user holdout): the source side of the bridge."""
+        return pretrain(self.model, source, seed, f"pretrain on {source.name}")
+
     def _map_source(self, source: SourceData, target_model: Recommender, data: TransferData) -> np.ndarray:
-        source_model = pretrain(self.model, source, data.seed, f"pretrain on {source.name}")
+        source_model = self.pretrain_source(source, data.seed)
         links = source.user_links
         counts = np.diff(data.train.indptr)
         warm = counts[links.target] > self.cold_threshold

@@ -14,7 +14,7 @@ from crossrec.models.fold_in import fold_in_users
 from crossrec.models.inputs import EmbeddingInit, FitInputs
 from crossrec.models.mf import BPRMF
 from crossrec.transfer._tables import combine_tables, pretrain
-from crossrec.transfer.base import TransferData, TransferStrategy, register_strategy
+from crossrec.transfer.base import SourceData, TransferData, TransferStrategy, register_strategy
 from crossrec.transfer.links import Links
 
 __all__ = ["WarmStart", "fold_in_users", "transferred_init", "warm_start_table"]
@@ -103,6 +103,7 @@ class WarmStart(TransferStrategy):
     """
 
     name = "warm_start"
+    transfers_from_artifact = True
 
     def __init__(
         self,
@@ -143,9 +144,12 @@ class WarmStart(TransferStrategy):
     def check(self, data: TransferData) -> str | None:
         return super().check(data) or check_embedding_transfer(self, data)
 
+    def pretrain_source(self, source: SourceData, seed: int) -> Recommender:
+        """``model`` with ``pretrain_params``, fitted on the source (10% per-user holdout)."""
+        return pretrain(self._source_model(), source, seed, f"pretrain on {source.name}")
+
     def _fit(self, data: TransferData) -> Recommender:
-        source_model = self._source_model()
-        pretrained = [pretrain(source_model, s, data.seed, f"pretrain on {s.name}") for s in data.sources]
+        pretrained = [self.pretrain_source(s, data.seed) for s in data.sources]
         users, items = transferred_init(data, pretrained, fold_in=self.fold_in, seed=data.seed)
         init = EmbeddingInit(user=users, item=items, transferred_lr_scale=self.transferred_lr_scale)
         target = self.model.clone()
