@@ -20,6 +20,7 @@ re-ranked list.
 
 from __future__ import annotations
 
+import copy
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
@@ -88,6 +89,13 @@ class Reranker(ABC):
     def get_params(self) -> dict[str, Any]:
         """The scalar settings (what a config or an artifact records)."""
         return {"strength": self.strength, "candidates": self.candidates}
+
+    def with_strength(self, strength: float) -> Reranker:
+        """The same stage at another ``strength`` (a shallow copy: item- and user-side data are shared,
+        never written, so a server can keep one stage and answer each request at its own strength)."""
+        other = copy.copy(self)
+        other.strength = check_strength(strength)
+        return other
 
     # -- the core: a pool in, lists out ------------------------------------------------------------
     def rerank(self, users: np.ndarray, items: np.ndarray, scores: np.ndarray, k: int) -> np.ndarray:
