@@ -364,3 +364,23 @@ def test_build_for_reads_popularity_and_history_from_the_training_matrix(world):
     np.testing.assert_allclose(calibration.target_mix(users), counts / counts.sum(axis=1, keepdims=True))
     with pytest.raises(ValueError, match="needs item_categories"):
         RerankConfig(method="mmr", strength=0.4).build_for(train)
+
+
+# --- the compiled greedy is the array reference ------------------------------------------------------
+
+
+@pytest.mark.parametrize("index", range(3))
+@pytest.mark.parametrize("strength", [0.2, 0.7, 1.0])
+def test_compiled_selection_equals_the_array_greedy(world, index, strength):
+    from crossrec.rerank import GreedyReranker
+
+    reranker = rerankers(world, strength)[index]  # MMR (categories, embeddings), calibration
+    rng = np.random.default_rng(int(strength * 10) + index)
+    users = np.arange(N_USERS)
+    items = np.stack([rng.permutation(N_ITEMS)[:30] for _ in users])
+    items[::7, 25:] = -1  # some short pools
+    valid = items >= 0
+    relevance = pool_relevance(rng.random(items.shape), valid)
+    compiled = reranker._select(users, items, relevance, valid, 10)
+    reference = GreedyReranker._select(reranker, users, items, relevance, valid, 10)
+    np.testing.assert_array_equal(compiled, reference)

@@ -111,6 +111,16 @@ class Reranker(ABC):
         k
             List length; lists are padded with ``-1`` when a pool holds fewer than ``k`` items.
         """
+        users, items, scores = self._checked(users, items, scores, k)
+        positions = self._positions(users, items, scores, k)
+        out = np.full((len(users), k), -1, dtype=np.int64)
+        chosen = np.take_along_axis(items, np.maximum(positions, 0), axis=1)
+        out[:, : positions.shape[1]] = np.where(positions >= 0, chosen, -1)
+        return out
+
+    def _checked(
+        self, users: np.ndarray, items: np.ndarray, scores: np.ndarray, k: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if k <= 0:
             raise ValueError(f"k must be positive, got {k}")
         users = np.asarray(users, dtype=np.int64)
@@ -122,11 +132,14 @@ class Reranker(ABC):
                 f"got {items.shape} and {scores.shape}"
             )
         self._check_items(items)
-        out = np.full((len(users), k), -1, dtype=np.int64)
+        return users, items, scores
+
+    def _positions(self, users: np.ndarray, items: np.ndarray, scores: np.ndarray, k: int) -> np.ndarray:
+        """``(n_users, min(k, N))`` pool positions of the chosen set in pool order (``-1``: none)."""
         width = min(k, items.shape[1])
         if self.strength == 0.0 or items.shape[1] == 0:
-            out[:, :width] = items[:, :width]
-            return out
+            return np.where(items[:, :width] >= 0, np.arange(width), -1)
+        out = np.empty((len(users), width), dtype=np.int64)
         for start in range(0, len(users), _CHUNK):
             stop = min(start + _CHUNK, len(users))
             valid = items[start:stop] >= 0
@@ -135,8 +148,7 @@ class Reranker(ABC):
             # the chosen set in the model's order (pool order: score, then the kernel's tie order)
             positions = np.sort(np.where(positions >= 0, positions, items.shape[1]), axis=1)
             positions[positions == items.shape[1]] = -1
-            chosen = np.take_along_axis(items[start:stop], np.maximum(positions, 0), axis=1)
-            out[start:stop, :width] = np.where(positions >= 0, chosen, -1)
+            out[start:stop] = positions
         return out
 
     @abstractmethod
@@ -225,15 +237,16 @@ class Reranker(ABC):
         self, users: np.ndarray, items: np.ndarray, values: np.ndarray, k: int
     ) -> tuple[np.ndarray, np.ndarray]:
         values = np.asarray(values, dtype=np.float32)
-        chosen = self.rerank(users, items, values, k)
-        # the model's score of each chosen item: find it in the pool (pools are short)
+        users, items, values = self._checked(users, items, values, k)
+        positions = self._positions(users, items, values, k)
+        chosen = np.full((len(users), k), -1, dtype=np.int64)
         out_values = np.full(chosen.shape, -np.inf, dtype=np.float32)
-        width = min(k, items.shape[1])
-        if width:
-            match = chosen[:, :width, None] == items[:, None, :]
-            found = match.any(axis=2) & (chosen[:, :width] >= 0)
-            picked = np.take_along_axis(values, match.argmax(axis=2), axis=1)
-            out_values[:, :width] = np.where(found, picked, -np.inf)
+        found = positions >= 0
+        safe = np.maximum(positions, 0)
+        chosen[:, : positions.shape[1]] = np.where(found, np.take_along_axis(items, safe, axis=1), -1)
+        out_values[:, : positions.shape[1]] = np.where(
+            found, np.take_along_axis(values, safe, axis=1), -np.inf
+        )
         return out_values, chosen
 
 

@@ -15,6 +15,7 @@ import numpy as np
 
 from crossrec.rerank._base import GreedyReranker
 from crossrec.rerank._items import check_categories, check_embeddings, check_pool_items
+from crossrec.rerank._kernels import mmr_categories_select, mmr_embeddings_select
 
 __all__ = ["MMR"]
 
@@ -78,6 +79,21 @@ class MMR(GreedyReranker):
 
     def _check_items(self, items: np.ndarray) -> None:
         check_pool_items(items, self.n_items, f"MMR's item {self.similarity}s")
+
+    def _select(
+        self, users: np.ndarray, items: np.ndarray, relevance: np.ndarray, valid: np.ndarray, k: int
+    ) -> np.ndarray:
+        """The compiled greedy (:mod:`crossrec.rerank._kernels`); :meth:`GreedyReranker._select` is
+        its array reference."""
+        safe = np.where(valid, items, 0)
+        relevance = np.ascontiguousarray(relevance, dtype=np.float64)
+        if self.item_categories is not None:
+            codes = np.ascontiguousarray(self.item_categories[safe])
+            n_categories = int(self.item_categories.max(initial=0)) + 1
+            return mmr_categories_select(codes, relevance, valid, self.strength, k, n_categories)
+        return mmr_embeddings_select(
+            self._unit, np.ascontiguousarray(safe), relevance, valid, self.strength, k
+        )
 
     def _start(self, users: np.ndarray, items: np.ndarray, valid: np.ndarray) -> dict[str, np.ndarray]:
         safe = np.where(valid, items, 0)
