@@ -49,8 +49,9 @@ class Calibration(GreedyReranker):
         history: sp.spmatrix,
         candidates: int = 100,
         smoothing: float = 0.01,
+        relevance: str = "score",
     ) -> None:
-        super().__init__(strength, candidates=candidates)
+        super().__init__(strength, candidates=candidates, relevance=relevance)
         if item_categories is None:
             raise ValueError("Calibration needs item_categories (one integer code per item)")
         if history is None:

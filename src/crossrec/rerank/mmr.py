@@ -47,8 +47,9 @@ class MMR(GreedyReranker):
         item_categories: np.ndarray | None = None,
         item_embeddings: np.ndarray | None = None,
         candidates: int = 100,
+        relevance: str = "score",
     ) -> None:
-        super().__init__(strength, candidates=candidates)
+        super().__init__(strength, candidates=candidates, relevance=relevance)
         if (item_categories is None) == (item_embeddings is None):
             raise ValueError(
                 "MMR needs exactly one of item_categories (one integer code per item) and "
