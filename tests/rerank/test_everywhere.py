@@ -16,37 +16,17 @@ from crossrec.artifacts import ArtifactCapabilityError, load_artifact
 from crossrec.cli.main import app
 from crossrec.experiment import load_experiment
 from crossrec.experiment.runner import run_experiment
+from tests.transfer.test_experiment import _write
 
-EXPERIMENT = """
-name = "diverse"
-seed = 2022
-output_dir = "{out}"
-save_artifact = true
-keep_models = true
-[data]
-builtin = "movielens-cdr"
-link_items = "ids"
-link_users = "none"
-max_users = 120
-[model]
-name = "ease"
-params = {{ reg = 100.0 }}
-[transfer]
-strategy = "joint"
-params = {{ domain_weight = 0.15 }}
-[evaluation]
-metrics = ["ndcg", "recall"]
-ks = [5, 10]
-item_categories = "genres"
-{rerank}
-"""
+EVALUATION = '[evaluation]\nmetrics = ["ndcg", "recall"]\nks = [5, 10]\nitem_categories = "genres"\n'
 MMR = '[rerank]\nmethod = "mmr"\nstrength = 0.5\ncandidates = 30\n'
 
 
 def _run(root: Path, rerank: str = MMR):
-    path = root / "experiment.toml"
-    path.write_text(EXPERIMENT.format(out=root / "runs", rerank=rerank))
-    return run_experiment(load_experiment(path))
+    """The experiment tests' small movielens-cdr transfer run, with an artifact and its models kept."""
+    config = load_experiment(_write(root, extra=f"\n{EVALUATION}{rerank}"))
+    config.save_artifact = config.keep_models = True
+    return run_experiment(config)
 
 
 @pytest.fixture(scope="module")

@@ -13,74 +13,56 @@ import math
 import numba as nb
 import numpy as np
 
-__all__ = ["calibration_select", "mmr_categories_select", "mmr_embeddings_select"]
+__all__ = ["calibration_select", "mmr_select"]
 
 
 @nb.njit(cache=True)
-def mmr_categories_select(codes, relevance, valid, strength, k, n_categories):  # pragma: no cover - compiled
-    n_users, n = codes.shape
-    positions = np.full((n_users, k), -1, dtype=np.int64)
-    counts = np.zeros(n_categories, dtype=np.float64)
-    available = np.zeros(n, dtype=np.bool_)
-    keep = 1.0 - strength
-    for u in range(n_users):
-        counts[:] = 0.0
-        available[:] = valid[u]
-        for step in range(k):
-            best = -1
-            best_gain = -np.inf
-            for j in range(n):
-                if not available[j]:
-                    continue
-                gain = 0.0 if step == 0 else 1.0 - counts[codes[u, j]] / step
-                value = keep * relevance[u, j] + strength * gain
-                if value > best_gain:
-                    best_gain = value
-                    best = j
-            if best < 0:
-                break
-            positions[u, step] = best
-            available[best] = False
-            counts[codes[u, best]] += 1.0
-    return positions
+def _pick(relevance, gains, available, keep, strength):  # pragma: no cover - compiled
+    """The available candidate with the best ``keep * relevance + strength * gain`` (the first on ties),
+    or ``-1`` when none is left; it is then no longer available."""
+    best = -1
+    best_value = -np.inf
+    for j in range(len(gains)):
+        if available[j]:
+            value = keep * relevance[j] + strength * gains[j]
+            if value > best_value:
+                best_value = value
+                best = j
+    if best >= 0:
+        available[best] = False
+    return best
 
 
 @nb.njit(cache=True)
-def mmr_embeddings_select(unit, items, relevance, valid, strength, k):  # pragma: no cover - compiled
-    """``unit``: ``(n_items, dim)`` unit item vectors; ``items``: the ``(n_users, N)`` pool."""
+def mmr_select(codes, unit, items, relevance, valid, strength, k, n_categories):  # pragma: no cover
+    """MMR's greedy over the ``(n_users, N)`` pool ``items``: by category when ``unit`` has no rows
+    (``codes``: the pool's category codes), else by the ``(n_items, dim)`` unit item vectors ``unit``.
+    A candidate's gain is 1 - its mean similarity to the chosen items (same category: 1)."""
     n_users, n = items.shape
-    dim = unit.shape[1]
+    by_category = unit.shape[0] == 0
+    chosen = np.zeros(n_categories if by_category else unit.shape[1], dtype=np.float64)
     positions = np.full((n_users, k), -1, dtype=np.int64)
-    summed = np.zeros(dim, dtype=np.float64)
-    available = np.zeros(n, dtype=np.bool_)
-    keep = 1.0 - strength
+    gains = np.zeros(n, dtype=np.float64)
     for u in range(n_users):
-        summed[:] = 0.0
-        available[:] = valid[u]
+        chosen[:] = 0.0  # items chosen per category, or the sum of their vectors
+        available = valid[u].copy()
         for step in range(k):
-            best = -1
-            best_gain = -np.inf
             for j in range(n):
-                if not available[j]:
-                    continue
-                gain = 0.0
-                if step > 0:
-                    same = 0.0
-                    item = items[u, j]
-                    for d in range(dim):
-                        same += unit[item, d] * summed[d]
-                    gain = 1.0 - same / step
-                value = keep * relevance[u, j] + strength * gain
-                if value > best_gain:
-                    best_gain = value
-                    best = j
+                same = 0.0
+                if step > 0 and by_category:
+                    same = chosen[codes[u, j]]
+                elif step > 0 and available[j]:
+                    for d in range(len(chosen)):
+                        same += unit[items[u, j], d] * chosen[d]
+                gains[j] = 0.0 if step == 0 else 1.0 - same / step
+            best = _pick(relevance[u], gains, available, 1.0 - strength, strength)
             if best < 0:
                 break
             positions[u, step] = best
-            available[best] = False
-            chosen = items[u, best]
-            for d in range(dim):
-                summed[d] += unit[chosen, d]
+            if by_category:
+                chosen[codes[u, best]] += 1.0
+            else:
+                chosen += unit[items[u, best]]
     return positions
 
 
@@ -94,38 +76,25 @@ def calibration_select(codes, target, entropy, relevance, valid, strength, k, sm
     counts = np.zeros(n_categories, dtype=np.float64)
     log_other = np.zeros(n_categories, dtype=np.float64)
     log_own = np.zeros(n_categories, dtype=np.float64)
-    available = np.zeros(n, dtype=np.bool_)
-    keep = 1.0 - strength
+    gains = np.zeros(n, dtype=np.float64)
     a = smoothing
     for u in range(n_users):
         counts[:] = 0.0
-        available[:] = valid[u]
+        available = valid[u].copy()
         for step in range(k):
             size = step + 1.0
-            cross_other = 0.0
+            cross_other = 0.0  # sum_c p_c log q~_c, the candidate of another category than c
             for c in range(n_categories):
                 p = target[u, c]
-                if p > 0:
-                    log_other[c] = math.log((1 - a) * counts[c] / size + a * p)
-                    log_own[c] = math.log((1 - a) * (counts[c] + 1.0) / size + a * p)
-                else:
-                    log_other[c] = 0.0
-                    log_own[c] = 0.0
+                log_other[c] = math.log((1 - a) * counts[c] / size + a * p) if p > 0 else 0.0
+                log_own[c] = math.log((1 - a) * (counts[c] + 1.0) / size + a * p) if p > 0 else 0.0
                 cross_other += p * log_other[c]
-            best = -1
-            best_gain = -np.inf
-            for j in range(n):
-                if not available[j]:
-                    continue
+            for j in range(n):  # -KL(p || q~(L + j))
                 c = codes[u, j]
-                gain = cross_other + target[u, c] * (log_own[c] - log_other[c]) - entropy[u]
-                value = keep * relevance[u, j] + strength * gain
-                if value > best_gain:
-                    best_gain = value
-                    best = j
+                gains[j] = cross_other + target[u, c] * (log_own[c] - log_other[c]) - entropy[u]
+            best = _pick(relevance[u], gains, available, 1.0 - strength, strength)
             if best < 0:
                 break
             positions[u, step] = best
-            available[best] = False
             counts[codes[u, best]] += 1.0
     return positions

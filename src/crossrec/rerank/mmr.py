@@ -15,7 +15,7 @@ import numpy as np
 
 from crossrec.rerank._base import GreedyReranker
 from crossrec.rerank._items import check_categories, check_embeddings, check_pool_items
-from crossrec.rerank._kernels import mmr_categories_select, mmr_embeddings_select
+from crossrec.rerank._kernels import mmr_select
 
 __all__ = ["MMR"]
 
@@ -86,15 +86,14 @@ class MMR(GreedyReranker):
     ) -> np.ndarray:
         """The compiled greedy (:mod:`crossrec.rerank._kernels`); :meth:`GreedyReranker._select` is
         its array reference."""
-        safe = np.where(valid, items, 0)
+        safe = np.ascontiguousarray(np.where(valid, items, 0))
         relevance = np.ascontiguousarray(relevance, dtype=np.float64)
         if self.item_categories is not None:
-            codes = np.ascontiguousarray(self.item_categories[safe])
+            codes, unit = np.ascontiguousarray(self.item_categories[safe]), np.zeros((0, 1))
             n_categories = int(self.item_categories.max(initial=0)) + 1
-            return mmr_categories_select(codes, relevance, valid, self.strength, k, n_categories)
-        return mmr_embeddings_select(
-            self._unit, np.ascontiguousarray(safe), relevance, valid, self.strength, k
-        )
+        else:
+            codes, unit, n_categories = np.zeros((0, 0), dtype=np.int64), self._unit, 0
+        return mmr_select(codes, unit, safe, relevance, valid, self.strength, k, n_categories)
 
     def _start(self, users: np.ndarray, items: np.ndarray, valid: np.ndarray) -> dict[str, np.ndarray]:
         safe = np.where(valid, items, 0)
