@@ -15,10 +15,12 @@ Cases (the models each example keeps):
 
 Each part ranks all items for every user with held-out items, excluding the items the user already
 has (training; and validation at test); a re-ranker picks 10 from the model's top ``candidates``.
-Every re-ranker's strength is swept on both parts. The *operating point* of a re-ranker is chosen on
-validation only: the pool size with the largest validation gain in its objective (ILD for MMR,
-coverage for the popularity penalty, miscalibration for calibration) at its largest strength whose
-validation NDCG@10 loss is at most 2% (relative); the test row of that point is marked ``chosen``.
+Every re-ranker's strength is swept on both parts (steps of 0.025). The *operating point* of a
+re-ranker is chosen on validation only: the pool size and relevance (min-max scaled scores, or the DCG
+discount ``1/log2(2 + position)`` of the model's ranking) with the largest validation gain in its
+objective (ILD for MMR, coverage for the popularity penalty, miscalibration for calibration) at its
+largest strength whose validation NDCG@10 loss is at most 2% (relative); the test row of that point is
+marked ``chosen``.
 
 Columns (test part): ``ndcg@10`` with its bootstrap 95% interval; ``ndcg@10_change`` (re-ranked minus
 plain, per user) with the paired bootstrap 95% interval and ``ndcg@10_change_rel`` (relative to the
@@ -69,8 +71,9 @@ from crossrec.ranking import Scorer, recommend
 from crossrec.rerank import Calibration, RerankConfig, Reranker
 
 K = 10
-STRENGTHS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+STRENGTHS = tuple(round(0.025 * step, 3) for step in range(41))  # 0, 0.025, ..., 1
 POOLS = (20, 50, 100)
+RELEVANCES = ("score", "rank")  # min-max scaled scores, or the DCG discount of the model's position
 #: The keys of every ``rows`` entry of ``results/diversity.json`` (issue 22); intervals, pool sizes,
 #: validation values and the ``chosen`` mark are in ``details`` (same order as ``rows``).
 ROW_KEYS = ("case", "reranker", "strength", "ndcg@10", "ild@10", "coverage@10", "gini@10", "novelty@10")
@@ -116,7 +119,7 @@ def movielens_case() -> Case:
 
     source, target = load_movielens_cdr()
     split = random_split(target.interactions, target.n_users, target.n_items, seed=SEED)
-    data = TransferData.from_domains(target, split, [source], link_items="ids", seed=SEED)
+    data = TransferData.from_domains(target, split, [source], link_items="ids", link_users=None, seed=SEED)
     model = Joint(EASE(reg=300.0), domain_weight=0.1).fit(data)
     train, valid, test = split.matrix("train"), split.matrix("valid"), split.matrix("test")
     first = [genres[0] if len(genres) else "" for genres in target.item_features["genres"]]
@@ -137,13 +140,14 @@ def canvas_case(data_dir: Path, epochs: int, threads: int) -> Case:
 
     from crossrec.models.gru4rec import GRU4Rec
     from crossrec.models.sasrec import SASRec
-    from crossrec.models.sequences import Sequences, SequentialRecommender, select_on_validation
+    from crossrec.models.sequences import Sequences, SequentialRecommender
+    from crossrec.selection import SequenceHoldout, select
 
     train, test = load_cnpc(data_dir)
     head, valid = train.split_last(0.2)
-    best, _ = select_on_validation(transition_grid(), head, valid)
+    best = select(transition_grid(), SequenceHoldout(head, valid)).model
     probes: dict[str, SequentialRecommender] = {"markov": best}
-    finals: dict[str, SequentialRecommender] = {"markov": best.clone().fit_sequences(train)}
+    finals: dict[str, SequentialRecommender] = {"markov": best.clone().fit(train)}
     settings = dict(max_length=20, learning_rate=3e-3, horizon=3, num_threads=threads)
     neural = (("sasrec", SASRec), ("gru4rec", GRU4Rec)) if epochs > 0 else ()
     for name, model_class in neural:
@@ -213,9 +217,11 @@ def candidate_pool(part: Part, size: int) -> Pool:
     return Pool(users, items, scores)
 
 
-def build(label: str, strength: float, pool: int, case: Case, part: Part) -> Reranker:
+def build(
+    label: str, strength: float, pool: int, case: Case, part: Part, relevance: str = "score"
+) -> Reranker:
     fields, _, _ = RERANKERS[label]
-    return RerankConfig(strength=strength, candidates=pool, **fields).build(
+    return RerankConfig(strength=strength, candidates=pool, relevance=relevance, **fields).build(
         item_categories=case.item_categories,
         item_embeddings=part.item_embeddings,
         item_popularity=case.item_popularity,
@@ -223,12 +229,23 @@ def build(label: str, strength: float, pool: int, case: Case, part: Part) -> Rer
     )
 
 
+_CALIBRATION: dict[int, Calibration] = {}
+
+
+def _calibration(case: Case, part: Part) -> Calibration:
+    """Each part's miscalibration measure, built once (its history mix is per user)."""
+    key = id(part)
+    if key not in _CALIBRATION:
+        _CALIBRATION[key] = Calibration(0.0, item_categories=case.item_categories, history=part.exclude)
+    return _CALIBRATION[key]
+
+
 def measure(case: Case, part: Part, pool: Pool, lists: np.ndarray) -> dict[str, np.ndarray | float]:
     """Per-user and list-level metrics of top-``K`` ``lists`` (rows aligned with ``pool.users``)."""
     truth = part.truth[pool.users]
     hits = hit_matrix(lists, truth)
     n_items = part.truth.shape[1]
-    calibration = Calibration(0.0, item_categories=case.item_categories, history=part.exclude)
+    calibration = _calibration(case, part)
     out: dict[str, np.ndarray | float] = {
         "ndcg@10": accuracy_metrics(hits, np.diff(truth.indptr), ["ndcg"], [K])["ndcg@10"],
         "ild@10": intra_list_diversity_categories(lists, case.item_categories, K),
@@ -246,11 +263,13 @@ def mean(value: np.ndarray | float) -> float:
     return float(np.mean(value))
 
 
-def sweep(case: Case, part: Part, pool: Pool, label: str, size: int) -> list[dict[str, object]]:
+def sweep(
+    case: Case, part: Part, pool: Pool, label: str, size: int, relevance: str
+) -> list[dict[str, object]]:
     plain = measure(case, part, pool, pool.items[:, :K])
     out = []
     for strength in STRENGTHS:
-        reranker = build(label, strength, size, case, part)
+        reranker = build(label, strength, size, case, part, relevance)
         lists = reranker.rerank(pool.users, pool.items[:, :size], pool.scores[:, :size], K)
         values = measure(case, part, pool, lists)
         row: dict[str, object] = {"strength": strength, **{name: mean(v) for name, v in values.items()}}
@@ -288,22 +307,25 @@ def with_intervals(row: dict[str, object], seed: int) -> dict[str, object]:
     return row
 
 
-def time_evaluation(part: Part, reranker: Reranker | None, n_users: int, repeats: int) -> float:
+def time_evaluation(part: Part, reranker: Reranker, n_users: int, repeats: int) -> tuple[float, float]:
+    """Median seconds of ``evaluate_ranking`` plain and with ``reranker``, the two runs alternating (so
+    that the load of a shared machine weighs on both alike); the first pair warms caches and kernels."""
     users = np.flatnonzero(np.diff(part.truth.indptr) > 0)[:n_users]
-    times = []
-    for _ in range(repeats + 1):  # the first run warms caches and compiled kernels up
-        started = time.perf_counter()
-        evaluate_ranking(
-            part.scorer,
-            part.truth,
-            part.exclude,
-            metrics=["ndcg"],
-            ks=[K],
-            users=users,
-            ranker=None if reranker is None else reranker.rank_users,
-        )
-        times.append(time.perf_counter() - started)
-    return float(np.median(times[1:]))
+    times: dict[bool, list[float]] = {False: [], True: []}
+    for _ in range(repeats + 1):
+        for reranked in (False, True):
+            started = time.perf_counter()
+            evaluate_ranking(
+                part.scorer,
+                part.truth,
+                part.exclude,
+                metrics=["ndcg"],
+                ks=[K],
+                users=users,
+                ranker=reranker.rank_users if reranked else None,
+            )
+            times[reranked].append(time.perf_counter() - started)
+    return float(np.median(times[False][1:])), float(np.median(times[True][1:]))
 
 
 def run_case(
@@ -316,22 +338,23 @@ def run_case(
         if label == "mmr-embedding" and case.valid.item_embeddings is None:
             continue
         _, objective, larger = RERANKERS[label]
-        choice: tuple[float, int, float] | None = None
+        choice: tuple[float, int, str, float] | None = None
         sweeps = {}
-        for size in POOLS:
-            valid_rows = sweep(case, case.valid, pools["valid"], label, size)
-            point = operating_point(valid_rows)
-            gain = point[objective] - valid_rows[0][objective]
-            gain = gain if larger else -gain
-            if choice is None or gain > choice[2]:
-                choice = (point["strength"], size, gain)
-            sweeps[size] = valid_rows
-        strength, size, _ = choice
-        valid_rows = sweeps[size]
+        for relevance in RELEVANCES:
+            for size in POOLS:
+                valid_rows = sweep(case, case.valid, pools["valid"], label, size, relevance)
+                point = operating_point(valid_rows)
+                gain = point[objective] - valid_rows[0][objective]
+                gain = gain if larger else -gain
+                if choice is None or gain > choice[3]:
+                    choice = (point["strength"], size, relevance, gain)
+                sweeps[size, relevance] = valid_rows
+        strength, size, relevance, _ = choice
+        valid_rows = sweeps[size, relevance]
         for row_valid, row_test in zip(
-            valid_rows, sweep(case, case.test, pools["test"], label, size), strict=True
+            valid_rows, sweep(case, case.test, pools["test"], label, size, relevance), strict=True
         ):
-            row = {"case": case.name, "reranker": label, "candidates": size}
+            row = {"case": case.name, "reranker": label, "candidates": size, "relevance": relevance}
             row.update(with_intervals(row_test, SEED))
             row["chosen"] = row_test["strength"] == strength
             for metric in ("ndcg@10", "ild@10", "coverage@10", objective):
@@ -339,7 +362,7 @@ def run_case(
             row_valid.pop("_per_user"), row_valid.pop("_plain")
             rows.append(row)
         # the library path (evaluate_ranking with the stage) gives the same lists as the pooled sweep
-        reranker = build(label, strength, size, case, case.test)
+        reranker = build(label, strength, size, case, case.test, relevance)
         check = evaluate_ranking(
             case.test.scorer,
             case.test.truth,
@@ -351,13 +374,13 @@ def run_case(
         chosen_row = next(r for r in rows if r["reranker"] == label and r["chosen"])
         if not np.isclose(check.per_user["ndcg@10"].mean(), chosen_row["ndcg@10"]):
             raise SystemExit(f"{case.name} {label}: evaluate_ranking(ranker=...) differs from the sweep")
-        plain_s = time_evaluation(case.test, None, 1000, repeats)
-        rerank_s = time_evaluation(case.test, reranker, 1000, repeats)
+        plain_s, rerank_s = time_evaluation(case.test, reranker, 1000, repeats)
         timings.append(
             {
                 "case": case.name,
                 "reranker": label,
                 "candidates": size,
+                "relevance": relevance,
                 "strength": strength,
                 "users": int(min(1000, len(pools["test"].users))),
                 "plain_s": round(plain_s, 4),
@@ -378,6 +401,7 @@ def summary_table(rows: list[dict[str, object]]) -> list[dict[str, object]]:
                     "case": row["case"],
                     "reranker": row["reranker"],
                     "N": row["candidates"],
+                    "relevance": row["relevance"],
                     "strength": row["strength"],
                     "valid ndcg rel": row["valid_ndcg@10"]
                     / next(
@@ -411,7 +435,7 @@ def main(argv: list[str] | None = None) -> None:
         "--epochs", type=int, default=40, help="SASRec/GRU4Rec epoch limit (canvas); 0: transition model only"
     )
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--repeats", type=int, default=5, help="timing runs per measurement")
+    parser.add_argument("--repeats", type=int, default=9, help="timing runs per measurement")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     labels = args.rerankers.split(",")
@@ -441,7 +465,8 @@ def main(argv: list[str] | None = None) -> None:
         [{key: row[key] for key in ROW_KEYS} for row in rows],
         protocol="full ranking over all items excluding the user's known items; re-rankers pick 10 "
         "from the model's top `candidates`; operating point chosen on validation (largest strength "
-        f"with <= {MAX_COST:.0%} relative NDCG@10 loss; pool size by the re-ranker's objective)",
+        f"with <= {MAX_COST:.0%} relative NDCG@10 loss; pool size and relevance by the re-ranker's "
+        "objective)",
         targets={"max_ndcg_cost": MAX_COST, "ild_gain": 0.20, "coverage_gain": 0.50, "max_added_time": 0.20},
         operating_points=table,
         timing=timings,

@@ -15,6 +15,8 @@ from typer.testing import CliRunner
 
 from crossrec.cli.main import app
 from crossrec.evaluation import evaluate_model, load_run, random_split, write_run
+from crossrec.evaluation.diversity import frontier_record
+from crossrec.rerank import MMR
 from tests.conftest import make_domain
 from tests.evaluation.conftest import oracle_scorer
 
@@ -60,6 +62,14 @@ def runs(tmp_path_factory, small_split) -> dict[str, Path]:
         n_resamples=300,
         timings={"train_seconds": 1.5},
     )
+    frontier = frontier_record(
+        oracle_scorer(small_split, 0.2, 1),
+        small_split,
+        MMR(0.3, item_categories=categories, candidates=30),
+        model="transfer",
+        item_categories=categories,
+        list_length=10,
+    )
     guarded = write_run(
         root / "guarded",
         {"target_only": noisy, "transfer": good},
@@ -67,7 +77,13 @@ def runs(tmp_path_factory, small_split) -> dict[str, Path]:
         baseline="target_only",
         learning_curves={"transfer": CURVES["good"]},
         n_resamples=300,
-        extra={"guard": GUARD, "kept": "transfer", "dataset": {"target": {"name": "toy", "users": 120}}},
+        item_categories=categories,
+        extra={
+            "guard": GUARD,
+            "kept": "transfer",
+            "dataset": {"target": {"name": "toy", "users": 120}},
+            "frontier": frontier,
+        },
     )
     return {"A": a, "B": b, "both": both, "guarded": guarded, "root": root}
 
@@ -125,6 +141,24 @@ def test_report_html_has_table_and_embedded_charts(runs) -> None:
     assert page.count("data:image/png;base64,") == 4  # metrics, curves, activity, coverage
     assert "http://" not in page and "https://" not in page  # self-contained
     assert "Learning curves" in page and "by user activity" in page
+
+
+def test_report_draws_the_frontier_and_compares_diversity_with_the_target_only_model(runs) -> None:
+    page = (runs["guarded"] / "report.html").read_text()
+    frontier = page[page.index('<section id="frontier"') :]
+    frontier = frontier[: frontier.index("</section>")]
+    assert frontier.count("data:image/png;base64,") == 1 and frontier.count("<tr>") == 12  # head + 11
+    results = json.loads((runs["guarded"] / "results.json").read_text())
+    rows = results["extra"]["frontier"]["rows"]
+    assert rows[0]["ndcg@10"] >= rows[-1]["ndcg@10"] and rows[0]["ild@10"] < rows[-1]["ild@10"]
+    table = page[page.index('<section id="transfer-diversity"') :]
+    table = table[: table.index("</section>")]
+    summary = {name: results["models"][name]["summary"] for name in ("transfer", "target_only")}
+    difference = summary["transfer"]["coverage@10"] - summary["target_only"]["coverage@10"]
+    assert "<td>coverage@10</td>" in table and f"<td>{difference:.4f}</td>" in table
+    assert "ild_category@5" in table and "novelty@10" in table and "gini@10" in table
+    assert 'id="frontier"' not in (runs["both"] / "report.html").read_text()  # no frontier recorded
+    assert 'id="transfer-diversity"' not in (runs["both"] / "report.html").read_text()  # no transfer
 
 
 def test_write_run_refuses_an_evaluation_from_another_split(tmp_path, small_split) -> None:
@@ -247,6 +281,11 @@ window.addEventListener('load', () => {
     charts: charts.length,
     decoded: charts.filter(i => i.complete && i.naturalWidth > 100).length,
     labelled: labelled.length,
+    frontier: [...document.querySelectorAll('#frontier img.chart')].map(i => ({
+      decoded: i.complete && i.naturalWidth > 100, axes: i.dataset.axes,
+      visible: i.getBoundingClientRect().width > 300})),
+    frontierRows: document.querySelectorAll('#frontier-table tbody tr').length,
+    transferDiversity: ((document.querySelector('#transfer-diversity') || {}).innerText || ''),
   });
 });
 </script>"""
@@ -272,6 +311,13 @@ def test_report_fits_1280_px_with_the_guard_first_and_labelled_charts(runs, tmp_
     assert seen["decision"] and "kept the transfer" in seen["decisionText"]
     assert seen["charts"] >= 3 and seen["decoded"] == seen["charts"]
     assert seen["labelled"] == seen["charts"], "every chart names its x and y axes"
+    # the accuracy-diversity frontier: one decoded chart of NDCG against ILD and coverage, one row a strength
+    (chart,) = seen["frontier"]
+    assert chart["decoded"] and chart["visible"]
+    assert "ild@10" in chart["axes"] and "coverage@10" in chart["axes"] and "ndcg@10" in chart["axes"]
+    assert seen["frontierRows"] == 11
+    assert "Did transfer change diversity?" in seen["transferDiversity"]
+    assert "coverage@10" in seen["transferDiversity"] and "ild_category@10" in seen["transferDiversity"]
     shot = tmp_path / "shot.png"
     subprocess.run(
         [CHROMIUM, *flags, f"--screenshot={shot}", page.as_uri()],

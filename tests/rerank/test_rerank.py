@@ -335,7 +335,7 @@ def test_config_parses_and_builds_each_method(world):
     assert isinstance(built["mmr:0.3"], MMR) and built["mmr:0.3"].similarity == "category"
     assert built["mmr-embedding:0.2"].similarity == "embedding"
     assert isinstance(built["calibration:0.5"], Calibration)
-    assert built["popularity:1"].get_params() == {"strength": 1.0, "candidates": 20}
+    assert built["popularity:1"].get_params() == {"strength": 1.0, "candidates": 20, "relevance": "score"}
     assert RerankConfig.parse("mmr-embedding:0.2").label == "mmr-embedding"
 
 
@@ -364,3 +364,56 @@ def test_build_for_reads_popularity_and_history_from_the_training_matrix(world):
     np.testing.assert_allclose(calibration.target_mix(users), counts / counts.sum(axis=1, keepdims=True))
     with pytest.raises(ValueError, match="needs item_categories"):
         RerankConfig(method="mmr", strength=0.4).build_for(train)
+
+
+# --- the compiled greedy is the array reference ------------------------------------------------------
+
+
+@pytest.mark.parametrize("index", range(3))
+@pytest.mark.parametrize("strength", [0.2, 0.7, 1.0])
+def test_compiled_selection_equals_the_array_greedy(world, index, strength):
+    from crossrec.rerank import GreedyReranker
+
+    reranker = rerankers(world, strength)[index]  # MMR (categories, embeddings), calibration
+    rng = np.random.default_rng(int(strength * 10) + index)
+    users = np.arange(N_USERS)
+    items = np.stack([rng.permutation(N_ITEMS)[:30] for _ in users])
+    items[::7, 25:] = -1  # some short pools
+    valid = items >= 0
+    relevance = pool_relevance(rng.random(items.shape), valid)
+    compiled = reranker._select(users, items, relevance, valid, 10)
+    reference = GreedyReranker._select(reranker, users, items, relevance, valid, 10)
+    np.testing.assert_array_equal(compiled, reference)
+
+
+# --- relevance from the ranking's positions --------------------------------------------------------
+
+
+def test_rank_relevance_is_the_scaled_dcg_discount_of_each_valid_position():
+    from crossrec.rerank import rank_relevance
+
+    valid = np.array([[True, True, True, True], [True, True, False, False]])
+    relevance = rank_relevance(valid)
+    discount = 1 / np.log2(2 + np.arange(4))
+    np.testing.assert_allclose(relevance[0], (discount - discount[3]) / (discount[0] - discount[3]))
+    np.testing.assert_allclose(relevance[1], [1.0, 0.0, 0.0, 0.0])
+
+
+def test_rank_relevance_ignores_the_score_scale_and_strength_zero_is_still_plain(world):
+    rng = np.random.default_rng(3)
+    users = np.arange(20)
+    items = np.stack([rng.permutation(N_ITEMS)[:30] for _ in users])
+    scores = -np.sort(-rng.random(items.shape), axis=1)
+    make = lambda s: PopularityPenalty(s, item_popularity=world["popularity"], relevance="rank")  # noqa: E731
+    np.testing.assert_array_equal(make(0.0).rerank(users, items, scores, 10), items[:, :10])
+    once = make(0.4).rerank(users, items, scores, 10)
+    np.testing.assert_array_equal(once, make(0.4).rerank(users, items, scores**5 * 100, 10))
+    assert (once != items[:, :10]).any()
+
+
+def test_parse_reads_rank_relevance_and_the_label_reads_back():
+    config = RerankConfig.parse("popularity@rank:0.3")
+    assert (config.method, config.strength, config.relevance) == ("popularity", 0.3, "rank")
+    assert config.label == "popularity@rank" and RerankConfig.parse(f"{config.label}:0.3") == config
+    with pytest.raises(ValueError, match="relevance"):
+        MMR(0.3, item_categories=np.zeros(3, dtype=int), relevance="softmax")

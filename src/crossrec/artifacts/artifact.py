@@ -14,14 +14,16 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from crossrec.artifacts._rerank import RerankSetting, build_stage, diversity_strength
 from crossrec.artifacts.errors import ArtifactCapabilityError, ColdStartInputError, UnknownIdError
 from crossrec.data.vocabulary import Vocabulary
 from crossrec.features.table import FeatureSchemaError
 from crossrec.models.base import Recommender
 from crossrec.models.fold_in import fold_in_users
 from crossrec.models.item_based import ItemSimilarityRecommender
+from crossrec.ranking import DEFAULT_TIE_SEED, top_k
 from crossrec.ranking import recommend as rank_batch
-from crossrec.ranking import top_k
+from crossrec.rerank import Reranker
 
 __all__ = [
     "Artifact",
@@ -175,6 +177,10 @@ class Artifact:
         See :class:`ArtifactMetadata` (its ``capabilities`` are filled in from the model).
     encoders
         Fitted feature encoders, by name (optional).
+    rerank
+        The re-ranking setting the lists were evaluated with (optional): every ``diversity``
+        argument re-ranks with its method, ``None`` at its saved strength (see
+        :mod:`crossrec.artifacts._rerank`).
     """
 
     __slots__ = (
@@ -185,8 +191,10 @@ class Artifact:
         "_item_index",
         "_item_unit",
         "_item_vectors",
+        "_rerank",
         "_scorer",
         "_similarities",
+        "_stage",
         "_user_index",
         "encoders",
         "item_popularity",
@@ -206,6 +214,7 @@ class Artifact:
         item_popularity: np.ndarray,
         metadata: ArtifactMetadata,
         encoders: Mapping[str, object] | None = None,
+        rerank: RerankSetting | None = None,
     ) -> None:
         set_ = object.__setattr__
         set_(self, "model", model)
@@ -245,7 +254,14 @@ class Artifact:
                 sp.csr_matrix(similarities) if sp.issparse(similarities) else _read_only(similarities)
             )
         set_(self, "_similarities", similarities)
-        capabilities = {"similar_items": self.similar_items_path, "cold_start": self.cold_start_paths}
+        set_(self, "_rerank", rerank)
+        set_(self, "_stage", self._build_stage(None) if rerank is not None else None)
+        capabilities: dict[str, Any] = {
+            "similar_items": self.similar_items_path,
+            "cold_start": self.cold_start_paths,
+        }
+        if rerank is not None:  # the saved re-ranking setting (what `diversity` re-ranks with)
+            capabilities["rerank"] = rerank.describe()
         set_(self, "metadata", dataclasses.replace(metadata, capabilities=MappingProxyType(capabilities)))
 
     def __setattr__(self, name: str, value: object) -> None:
@@ -283,6 +299,63 @@ class Artifact:
             paths.append("item_item")
         paths.append("popularity")
         return paths
+
+    @property
+    def rerank(self) -> RerankSetting | None:
+        """The saved re-ranking setting (``None``: lists are never re-ranked)."""
+        return self._rerank
+
+    def _build_stage(self, history_items: np.ndarray | None) -> Reranker:
+        """The saved stage over the seen-items index, or over one history of item indices."""
+        history = self.seen
+        if history_items is not None:
+            items = np.asarray(history_items, dtype=np.int64)
+            history = sp.csr_matrix(
+                (np.ones(len(items), dtype=np.float32), items, np.array([0, len(items)])),
+                shape=(1, len(self.items)),
+            )
+        return build_stage(
+            self._rerank,  # type: ignore[arg-type]
+            n_items=len(self.items),
+            history=history,
+            item_popularity=self.item_popularity,
+            item_vectors=self._item_vectors,
+        )
+
+    def _stage_at(self, diversity: float | None, history_items: np.ndarray | None = None) -> Reranker | None:
+        """The stage at the strength asked for (``None``: plain lists); ``history_items`` is the
+        history of a user the model does not know (calibration reads it)."""
+        strength = diversity_strength(self._rerank, diversity)
+        if strength == 0.0:
+            return None
+        if history_items is not None and self._rerank.config.method == "calibration":  # type: ignore[union-attr]
+            return self._build_stage(history_items).with_strength(strength)
+        return self._stage.with_strength(strength)  # type: ignore[union-attr]
+
+    def _tie_seed(self, stage: Reranker | None) -> int:
+        """Re-ranked lists break ties as the evaluation did (its seed is saved with the setting)."""
+        return DEFAULT_TIE_SEED if stage is None or self._rerank is None else self._rerank.seed
+
+    def _reranked(
+        self,
+        stage: Reranker,
+        scores: np.ndarray,
+        k: int,
+        exclude: np.ndarray,
+        path: RecommendationPath,
+        ignored: list[str] | None = None,
+    ) -> Recommendations:
+        """One re-ranked list from dense ``scores``, never recommending the item indices ``exclude``."""
+        exclude = np.unique(np.asarray(exclude, dtype=np.int64))
+        row = sp.csr_matrix(
+            (np.ones(len(exclude), dtype=np.float32), exclude, np.array([0, len(exclude)])),
+            shape=(1, len(self.items)),
+        )
+        best, values = stage.rerank_scores(
+            np.asarray(scores, dtype=np.float32)[None, :], k, row, users=np.zeros(1, np.int64),
+            seed=self._tie_seed(stage),
+        )  # fmt: skip
+        return self._as_recommendations(best[0], values[0], path, ignored)
 
     def has_user(self, user_id: str) -> bool:
         return str(user_id) in self._user_index
@@ -334,27 +407,43 @@ class Artifact:
         return int(k)
 
     # -- recommending --------------------------------------------------------------------------
-    def recommend(self, user_id: str, k: int = 10, exclude_seen: bool = True) -> Recommendations:
+    def recommend(
+        self, user_id: str, k: int = 10, exclude_seen: bool = True, diversity: float | None = None
+    ) -> Recommendations:
         """Top-``k`` items for a user the model was trained on.
+
+        ``diversity`` in ``[0, 1]`` re-ranks with the saved setting at that strength (``0``: the
+        plain list; ``None``: the saved strength, 0 without a setting).
 
         Raises
         ------
         UnknownIdError
             The user is not in the model (use :meth:`recommend_cold`).
+        ArtifactCapabilityError
+            ``diversity > 0`` and the artifact has no re-ranking setting.
         """
         k = self._check_k(k)
+        stage = self._stage_at(diversity)
         users = np.array([self._user(user_id)])
-        best, values = rank_batch(
-            self._scorer, users, k, self.seen[users] if exclude_seen else None, n_items=len(self.items)
+        exclude = self.seen[users] if exclude_seen else None
+        rank = rank_batch if stage is None else stage.recommend
+        best, values = rank(
+            self._scorer, users, k, exclude, n_items=len(self.items), seed=self._tie_seed(stage)
         )
         return self._as_recommendations(best[0], values[0], "model", None)
 
     def recommend_batch(
-        self, user_ids: Iterable[str], k: int = 10, exclude_seen: bool = True, batch_size: int = 1024
+        self,
+        user_ids: Iterable[str],
+        k: int = 10,
+        exclude_seen: bool = True,
+        batch_size: int = 1024,
+        diversity: float | None = None,
     ) -> pd.DataFrame:
         """Top-``k`` for many users at once, scored in blocks.
 
-        Users the model does not know get the popularity ranking.
+        Users the model does not know get the popularity ranking (never re-ranked); ``diversity`` as
+        in :meth:`recommend`.
 
         Returns
         -------
@@ -363,6 +452,7 @@ class Artifact:
             ``path`` (``"model"`` or ``"popularity"``).
         """
         k = self._check_k(k)
+        stage = self._stage_at(diversity)
         raw = pd.Index(np.asarray(list(user_ids), dtype=object)).astype(str)
         positions = self.users.index(raw.to_numpy(), missing="minus_one")
         indices = np.full((len(raw), min(k, len(self.items))), -1, dtype=np.int64)
@@ -370,13 +460,15 @@ class Artifact:
         known = np.flatnonzero(positions >= 0)
         if len(known):
             users = positions[known]
-            best, scores = rank_batch(
+            rank = rank_batch if stage is None else stage.recommend
+            best, scores = rank(
                 self._scorer,
                 users,
                 indices.shape[1],
                 self.seen[users] if exclude_seen else None,
                 n_items=len(self.items),
                 batch_size=batch_size,
+                seed=self._tie_seed(stage),
             )
             indices[known], values[known] = best, np.where(best >= 0, scores, np.nan)
         unknown = np.flatnonzero(positions < 0)
@@ -402,6 +494,7 @@ class Artifact:
         attributes: Mapping[str, Any] | None = None,
         k: int = 10,
         exclude_seen: bool = True,
+        diversity: float | None = None,
     ) -> Recommendations:
         """Top-``k`` for a user the model was not trained on.
 
@@ -422,6 +515,8 @@ class Artifact:
             List length.
         exclude_seen
             Leave the given items out of the list.
+        diversity
+            As in :meth:`recommend`; calibration follows the given items' category mix.
         """
         k = self._check_k(k)
         raw = [str(item) for item in item_ids]
@@ -444,6 +539,9 @@ class Artifact:
         elif len(known) and self._similarities is not None:
             scores, path = _dense_row(self._similarities[known].sum(axis=0)), "item_item"
         scores = np.array(self.item_popularity if scores is None else scores, dtype=np.float32)
+        stage = self._stage_at(diversity, history_items=known)
+        if stage is not None:
+            return self._reranked(stage, scores, k, known if exclude_seen else known[:0], path, ignored)
         if exclude_seen and len(known):
             scores[known] = -np.inf
         return self._ranked(scores, k, path, ignored)
@@ -476,11 +574,12 @@ class Artifact:
         gram = self._fold_in_base + vectors.T @ vectors
         return np.linalg.solve(gram, vectors.sum(axis=0)).astype(np.float32)
 
-    def similar_items(self, item_id: str, k: int = 10) -> Recommendations:
+    def similar_items(self, item_id: str, k: int = 10, diversity: float | None = None) -> Recommendations:
         """The ``k`` items most similar to ``item_id`` (itself excluded).
 
         Cosine similarity of item vectors for embedding models; the model's item-item row for
-        item-item models.
+        item-item models. ``diversity`` as in :meth:`recommend` (calibration follows the item's
+        own category).
 
         Raises
         ------
@@ -490,6 +589,7 @@ class Artifact:
             The model has neither item vectors nor item-item similarities.
         """
         k = self._check_k(k)
+        stage = self._stage_at(diversity, history_items=np.array([self._item(item_id)]))
         item = self._item(item_id)
         if self._item_unit is not None:
             scores, path = self._item_unit @ self._item_unit[item], "cosine"
@@ -500,6 +600,8 @@ class Artifact:
                 f"model {self.metadata.model!r} has no item vectors and no item-item similarities, so it "
                 "cannot find similar items: save an embedding model (e.g. bpr_mf) or an item-item model"
             )
+        if stage is not None:
+            return self._reranked(stage, scores, k, np.array([item]), path)
         scores = np.array(scores, dtype=np.float32)
         scores[item] = -np.inf
         return self._ranked(scores, k, path)

@@ -14,6 +14,8 @@ Layout of an artifact folder::
                              ``item_popularity`` (training counts)
     encoders/<name>.json     optional fitted feature encoders (config + class)
     encoders/<name>.safetensors
+    rerank/config.json       optional re-ranking setting (see :mod:`crossrec.artifacts._rerank`)
+    rerank/items.safetensors
 
 Nothing is pickled. Saving writes a hidden temporary folder next to the target and renames it
 into place; loading reads every file once, verifies it against the manifest and parses those same
@@ -39,6 +41,7 @@ import pyarrow.parquet as pq
 import scipy.sparse as sp
 
 from crossrec.artifacts._manifest import read_verified, write_manifest
+from crossrec.artifacts._rerank import RerankSetting, as_setting, build_stage, read_rerank, write_rerank
 from crossrec.artifacts._snapshot import parse_safetensors
 from crossrec.artifacts._validate import check_csr_arrays, check_finite, check_model
 from crossrec.artifacts.artifact import Artifact, ArtifactMetadata, ColdStartModel, item_similarity_matrix
@@ -53,6 +56,7 @@ from crossrec.data.outputs import (
 )
 from crossrec.data.vocabulary import Vocabulary
 from crossrec.models.base import MODEL_REGISTRY, NotFittedError, Recommender, get_model_class
+from crossrec.rerank import RerankConfig
 
 __all__ = ["load_artifact", "save_artifact", "verify_artifact"]
 
@@ -125,6 +129,9 @@ def save_artifact(
     overwrite: bool = False,
     inputs: Iterable[str | Path] = (),
     lineage: Mapping[str, Any] | None = None,
+    rerank: RerankConfig | Mapping[str, Any] | None = None,
+    item_categories: np.ndarray | None = None,
+    rerank_seed: int = 0,
 ) -> Path:
     """Save a fitted model with its id maps, seen items and popularity as an artifact folder.
 
@@ -157,6 +164,10 @@ def save_artifact(
     lineage
         Where the model came from, recorded in ``manifest.json`` (JSON-able; see
         :mod:`crossrec.artifacts.lineage`).
+    rerank, item_categories, rerank_seed
+        The re-ranking stage the lists were evaluated with, the item categories its method reads
+        (MMR over categories, calibration) and the evaluation's tie-breaking seed: the loaded
+        artifact re-ranks with them (``diversity``), its history being the seen items of ``train``.
 
     Returns
     -------
@@ -189,6 +200,7 @@ def save_artifact(
     seen.sort_indices()
     popularity = np.asarray(seen.sum(axis=0), dtype=np.float32).ravel()
     vectors = model.item_vectors()
+    setting = _checked_rerank(rerank, item_categories, rerank_seed, seen, popularity, vectors)
     metadata = {
         "model": model.name,
         "n_users": n_users,
@@ -224,6 +236,8 @@ def save_artifact(
         )
         if encoders:
             save_encoders(temporary / "encoders", dict(encoders))
+        if setting is not None:
+            write_rerank(temporary, setting)
         for name, payload in zip(_JSON_FILES, (metadata, config_dict, evaluation_dict), strict=True):
             (temporary / name).write_text(json.dumps(payload, indent=2, sort_keys=True, allow_nan=True))
         for path in temporary.rglob("*"):  # readable by a service account (safetensors writes 0600)
@@ -243,6 +257,26 @@ def save_artifact(
         shutil.rmtree(temporary, ignore_errors=True)
         raise
     return folder
+
+
+def _checked_rerank(
+    rerank: RerankConfig | Mapping[str, Any] | None,
+    item_categories: np.ndarray | None,
+    seed: int,
+    seen: sp.csr_matrix,
+    popularity: np.ndarray,
+    vectors: np.ndarray | None,
+) -> RerankSetting | None:
+    """The setting to save, refused before anything is written when its method lacks data."""
+    setting = as_setting(rerank, None if item_categories is None else np.asarray(item_categories), seed)
+    if setting is None:
+        return None
+    if not setting.needs_categories:
+        setting = dataclasses.replace(setting, item_categories=None)
+    build_stage(
+        setting, n_items=seen.shape[1], history=seen, item_popularity=popularity, item_vectors=vectors
+    )
+    return setting
 
 
 def verify_artifact(folder: str | Path) -> dict[str, Any]:
@@ -423,8 +457,9 @@ def load_artifact(folder: str | Path) -> Artifact:
         evaluation=evaluation,
         lineage=manifest.get("lineage", {}),
     )
+    setting = read_rerank(folder, contents, _tensors, n_items)
     try:
-        return Artifact(model, users, items, seen, popularity, info, encoders)
+        return Artifact(model, users, items, seen, popularity, info, encoders, rerank=setting)
     except (ValueError, TypeError, IndexError, np.linalg.LinAlgError) as error:
         raise ArtifactIntegrityError(
             f"{folder}: the model cannot be served ({type(error).__name__}: {error}); re-save it"

@@ -73,18 +73,40 @@ def evaluate(
         ),
     ] = False,
     model: Annotated[
-        Path | None, typer.Option(help="Saved multi-modal model folder (needed by --ablate-modalities).")
+        Path | None,
+        typer.Option(
+            help="Saved model folder: the multi-modal model of --ablate-modalities, or the model "
+            "--rerank re-ranks (default: the run's artifact/ and models/)."
+        ),
     ] = None,
+    rerank: Annotated[
+        str | None,
+        typer.Option(
+            "--rerank",
+            help="Also evaluate the run's saved models re-ranked, e.g. mmr:0.3, mmr-embedding:0.2, "
+            "calibration:0.5, popularity:0.4 (rows '<model>+rerank', and the frontier in the report).",
+        ),
+    ] = None,
+    candidates: Annotated[
+        int, typer.Option("--candidates", min=1, help="Re-ranking pool: the model's best items per user.")
+    ] = 100,
     wide: Annotated[bool, _WIDE] = False,
 ) -> None:
-    """Recompute a run's metrics from its saved split and top-K lists; rewrite results and report."""
+    """Recompute a run's metrics from its saved split and top-K lists; rewrite results and report.
+
+    With ``--rerank`` the run's saved models (its ``artifact/``, ``models/`` or ``--model``) are also
+    evaluated re-ranked on the same split, as an experiment's ``[rerank]`` table would."""
     from crossrec.evaluation.runs import reevaluate_run
 
     names = [m.strip() for m in metrics.split(",") if m.strip()] if metrics is not None else None
     if ablate_modalities:
         _record_ablation(run_dir, model)
     try:
+        stage = _parse_rerank(rerank, candidates) if rerank is not None else None
         run = reevaluate_run(run_dir, metrics=names, ks=k or None, n_resamples=resamples)
+        if stage is not None:
+            _record_rerank(run_dir, stage, None if ablate_modalities else model)
+            run = _reloaded(run_dir)
     except (ValueError, FileNotFoundError) as error:
         _fail(error)
         return
@@ -94,6 +116,75 @@ def evaluate(
     )
     print_table(table, wide=wide)
     typer.echo(f"wrote {run_dir / 'results.json'} and {run_dir / 'report.html'}")
+
+
+def _reloaded(run_dir: Path):
+    from crossrec.evaluation.runs import load_run
+
+    return load_run(run_dir)
+
+
+def _run_models(run_dir: Path, model_dir: Path | None) -> dict:
+    """The run's fitted models by row name: ``--model DIR`` (named by the artifact's config, else the
+    folder), else the run's ``artifact/`` (its kept model) and ``models/<name>/``."""
+    import json
+
+    from crossrec.models.base import Recommender
+
+    def from_folder(folder: Path) -> tuple[str | None, Recommender]:
+        if (folder / "manifest.json").is_file():  # an artifact: verified, named by its config
+            from crossrec.artifacts import load_artifact
+
+            artifact = load_artifact(folder)
+            return artifact.metadata.config.get("model"), artifact.model
+        return None, Recommender.load(folder)
+
+    rows = set(json.loads((run_dir / "results.json").read_text()).get("models") or {})
+    if model_dir is not None:
+        if not model_dir.is_dir():
+            raise FileNotFoundError(f"--model {model_dir} is not a folder")
+        name, recommender = from_folder(model_dir)
+        name = name or model_dir.name
+        if name not in rows:
+            raise ValueError(
+                f"--model {model_dir} is row {name!r}, which {run_dir} does not have ({sorted(rows)})"
+            )
+        return {name: recommender}
+    found = {}
+    if (run_dir / "artifact").is_dir():
+        name, recommender = from_folder(run_dir / "artifact")
+        if name in rows:
+            found[name] = recommender
+    for folder in sorted((run_dir / "models").glob("*")) if (run_dir / "models").is_dir() else []:
+        if folder.name in rows and folder.name not in found:
+            found[folder.name] = Recommender.load(folder)
+    if not found:
+        raise FileNotFoundError(
+            f"{run_dir} keeps no model to re-rank: run the experiment with save_artifact = true (or "
+            "keep_models = true), or pass --model DIR"
+        )
+    return found
+
+
+def _parse_rerank(text: str, candidates: int):
+    """``--rerank method:strength`` as a validated configuration (before anything is rewritten)."""
+    from pydantic import ValidationError
+
+    from crossrec.rerank import RerankConfig
+
+    try:
+        return RerankConfig.parse(text, candidates=candidates)
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+        raise ValueError(f"--rerank {text!r}: {problems}") from None
+
+
+def _record_rerank(run_dir: Path, config, model_dir: Path | None) -> None:
+    """Evaluate the run's models re-ranked by ``config`` and print the new rows."""
+    from crossrec.evaluation.diversity import rerank_run
+
+    added = rerank_run(run_dir, config, _run_models(run_dir, model_dir))
+    typer.echo(f"re-ranked ({config.label}, strength {config.strength:g}): {', '.join(added)}")
 
 
 def _record_ablation(run_dir: Path, model_dir: Path | None) -> None:

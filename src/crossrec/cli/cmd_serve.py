@@ -57,6 +57,14 @@ def recommend(
     info: bool = typer.Option(
         False, "--info", help="Describe the artifact instead: model, sizes, evaluation and lineage."
     ),
+    diversity: float | None = typer.Option(
+        None,
+        "--diversity",
+        min=0.0,
+        max=1.0,
+        help="Re-ranking strength in [0, 1] with the artifact's saved re-ranking setting (0: plain "
+        "lists; default: the saved strength, 0 without a setting).",
+    ),
 ) -> None:
     """Top-K items for a user, items similar to an item, or a batch of users to Parquet."""
     from crossrec.artifacts import ArtifactError, load_artifact
@@ -73,7 +81,7 @@ def recommend(
         loaded = load_artifact(artifact)
         if users_file is not None:
             user_ids = _read_user_ids(users_file)
-            frame = loaded.recommend_batch(user_ids, k=k, exclude_seen=exclude_seen)
+            frame = loaded.recommend_batch(user_ids, k=k, exclude_seen=exclude_seen, diversity=diversity)
             output.parent.mkdir(parents=True, exist_ok=True)
             frame.to_parquet(output, index=False)
             fallback = int(frame.loc[frame["path"] == "popularity", "user_id"].nunique())
@@ -95,20 +103,27 @@ def recommend(
                 message = f"unknown {kind} {raw!r}: the model's {kind} ids look like {examples}, ..."
                 raise _fail(console, message)
         if user is not None:
-            result = loaded.recommend(user, k=k, exclude_seen=exclude_seen)
+            result = loaded.recommend(user, k=k, exclude_seen=exclude_seen, diversity=diversity)
             subject = {"user_id": user}
         else:
-            result = loaded.similar_items(item, k=k)
+            result = loaded.similar_items(item, k=k, diversity=diversity)
             subject = {"item_id": item}
     except (ArtifactError, ValueError, OSError) as error:
         raise _fail(console, str(error)) from None
 
     if as_json:
         items = [{"item_id": i, "score": s} for i, s in zip(result.item_ids, result.scores, strict=True)]
-        typer.echo(json.dumps({**subject, "k": k, "path": result.path, "items": items}))
+        strength = _strength(loaded, diversity)
+        typer.echo(
+            json.dumps({**subject, "k": k, "path": result.path, "diversity": strength, "items": items})
+        )
         return
     what = f"user {user}" if user is not None else f"items similar to {item}"
-    table = Table(title=f"top {k} for {what}", caption=f"model {loaded.metadata.model}, path {result.path}")
+    caption = f"model {loaded.metadata.model}, path {result.path}"
+    strength = _strength(loaded, diversity)
+    if strength:
+        caption += f", re-ranked ({loaded.rerank.config.label}, diversity {strength:g})"
+    table = Table(title=f"top {k} for {what}", caption=caption)
     table.add_column("rank", justify="right")
     table.add_column("item")
     table.add_column("score", justify="right")
@@ -144,6 +159,14 @@ def _print_info(console: Console, artifact: Path, as_json: bool) -> None:
     if evaluation:
         shown = ", ".join(f"{k} {v:.4f}" for k, v in list(evaluation.items())[:6])
         out.print(f"evaluation ({metadata['evaluation'].get('part', '?')}): {shown}", highlight=False)
+
+
+def _strength(loaded: object, diversity: float | None) -> float:
+    """The strength the lists were re-ranked at (``None``: the artifact's saved one, or 0)."""
+    setting = getattr(loaded, "rerank", None)
+    if diversity is not None:
+        return float(diversity)
+    return 0.0 if setting is None else float(setting.config.strength)
 
 
 @app.command()

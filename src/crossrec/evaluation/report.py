@@ -357,6 +357,7 @@ def render_report(
         parts.extend(_image(caption, figure) for caption, figure in drawn if figure is not None)
     else:
         parts.append("<p>Charts need matplotlib: <code>pip install 'crossrec[report]'</code>.</p>")
+    parts += [*_frontier_section(results), *_transfer_diversity_section(results, recommendations or {})]
     comparison = results.get("comparison") or []
     if comparison:
         pairs = set(baseline_pairs(results))
@@ -523,3 +524,153 @@ def _meta_paragraph(results: Mapping[str, Any]) -> str:
         f"({html.escape(str(split.get('protocol', '')))}, seed {html.escape(str(split.get('seed', '')))}), "
         f"{len(results['models'])} model(s).</p>"
     )
+
+
+# -- diversity: the re-ranking frontier, and whether transfer changed diversity ------------------------
+
+_FRONTIER_AXES = {
+    "ndcg": "NDCG (0-1, higher = more accurate)",
+    "ild": "intra-list diversity (share of item pairs of different categories, 0-1)",
+    "coverage": "catalogue coverage (share of items in any list, 0-1)",
+}
+
+
+def _axis_name(metric: str) -> str:
+    name, _, k = metric.partition("@")
+    return f"{metric}: {_FRONTIER_AXES.get(name, name)}" if k else metric
+
+
+def _frontier_section(results: Mapping[str, Any]) -> list[str]:
+    """The accuracy-diversity frontier of ``extra["frontier"]``: NDCG@K against ILD@K and coverage@K as
+    the re-ranker's strength sweeps, with 95% intervals, as a chart and a table."""
+    frontier = (results.get("extra") or {}).get("frontier") or {}
+    rows = frontier.get("rows") or []
+    if not rows:
+        return []
+    k = frontier.get("k", 10)
+    accuracy = f"ndcg@{k}"
+    diversity = [m for m in (f"ild@{k}", f"coverage@{k}") if m in rows[0]]
+    ild_note = {"category": "over item categories", "embedding": "over the model's item vectors (cosine)"}
+    parts = [
+        '<section id="frontier"><h2>Accuracy-diversity frontier</h2>',
+        f"<p>The {html.escape(str(frontier.get('model')))} model's {frontier.get('part', 'test')} lists "
+        f"re-ranked by {html.escape(str(rows[0]['reranker']))} (pool of {frontier.get('candidates')} "
+        f"candidates) at each strength from 0 (the plain lists) to 1: {accuracy} against "
+        f"{' and '.join(diversity)}, bootstrap 95% intervals over users (coverage: users resampled); ILD "
+        f"{ild_note.get(str(frontier.get('ild')), '')}. The circled point is the strength the run was "
+        f"configured with ({_fmt(frontier.get('strength'))}); it was set in the experiment file, not "
+        "chosen on this chart, which describes the test part.</p>",
+    ]
+    if has_extra("report"):
+        from crossrec.rerank import plot_frontier
+
+        figure = plot_frontier(rows, accuracy=accuracy, diversity=diversity)
+        for axis, metric in zip(figure.axes, diversity, strict=False):
+            axis.set_xlabel(_axis_name(metric), fontsize=8)
+            axis.set_ylabel(_axis_name(accuracy), fontsize=8)
+        parts.append(_image(f"{accuracy} against {' and '.join(diversity)} as the strength sweeps", figure))
+    table = []
+    for row in rows:
+        entry: dict[str, Any] = {"strength": row["strength"]}
+        for metric in (accuracy, *diversity):
+            entry[metric] = row[metric]
+            if f"{metric}_low" in row:
+                entry[f"{metric} 95% CI"] = f"[{row[f'{metric}_low']:.4f}, {row[f'{metric}_high']:.4f}]"
+        entry |= {m: row.get(m) for m in (f"gini@{k}", f"novelty@{k}")}
+        entry["configured"] = "yes" if row.get("chosen") else ""
+        table.append(entry)
+    parts += [_table(table, "frontier-table"), "</section>"]
+    return parts
+
+
+def _list_level_interval(
+    lists: np.ndarray, reference: np.ndarray, metric: str, n_items: int, seed: int = 0, n_resamples: int = 300
+) -> tuple[float, float] | None:
+    """Bootstrap 95% interval of ``metric(lists) - metric(reference)`` (coverage or Gini, list-level)
+    over users resampled in pairs (rows of both are the same users), recentred on the estimate."""
+    from crossrec.metrics import catalog_coverage, gini_index
+
+    name, _, k = metric.partition("@")
+    function = {"coverage": catalog_coverage, "gini": gini_index}.get(name)
+    if function is None or lists.shape[0] != reference.shape[0] or not len(lists):
+        return None
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(n_resamples):
+        draw = rng.integers(0, len(lists), len(lists))
+        values.append(function(lists[draw], n_items, int(k)) - function(reference[draw], n_items, int(k)))
+    # recentred on the estimate: a resample holds fewer distinct users, which biases list-level metrics
+    shift = function(lists, n_items, int(k)) - function(reference, n_items, int(k)) - float(np.mean(values))
+    low, high = np.quantile(values, [0.025, 0.975]) + shift
+    return float(low), float(high)
+
+
+def _transfer_diversity_section(
+    results: Mapping[str, Any], recommendations: Mapping[str, np.ndarray]
+) -> list[str]:
+    """For every transfer run (a target-only baseline, or families): target-only vs transfer on
+    coverage, ILD, novelty and Gini at each K, with the paired difference and its 95% interval."""
+    extra = results.get("extra") or {}
+    if not (results.get("baseline") or extra.get("families")):
+        return []
+    pairs = [(m, b) for m, b in baseline_pairs(results) if "+rerank" not in m and "+rerank" not in b]
+    if not pairs:
+        return []
+    models = results["models"]
+    comparison = results.get("comparison") or []
+    n_items = int((results.get("split") or {}).get("n_items") or 0)
+    table = []
+    for model, base in pairs:
+        for k in results["ks"]:
+            ild = next(
+                (
+                    f"{m}@{k}"
+                    for m in ("ild_category", "ild_embedding")
+                    if f"{m}@{k}" in models[model]["summary"]
+                ),
+                None,
+            )
+            for metric in (f"coverage@{k}", ild, f"novelty@{k}", f"gini@{k}"):
+                if (
+                    metric is None
+                    or metric not in models[model]["summary"]
+                    or metric not in models[base]["summary"]
+                ):
+                    continue
+                value, reference = models[model]["summary"][metric], models[base]["summary"][metric]
+                interval = None
+                paired = next(
+                    (
+                        row
+                        for row in comparison
+                        if row["metric"] == metric and {row["model"], row["reference"]} == {model, base}
+                    ),
+                    None,
+                )
+                if paired is not None:
+                    oriented = _oriented(paired, {(model, base)})
+                    interval = (oriented["ci_low"], oriented["ci_high"])
+                elif n_items and model in recommendations and base in recommendations:
+                    interval = _list_level_interval(
+                        recommendations[model], recommendations[base], metric, n_items
+                    )
+                table.append(
+                    {
+                        "transfer": model, "target-only": base, "metric": metric,
+                        "target-only value": reference, "transfer value": value,
+                        "difference": value - reference,
+                        "95% CI": "" if interval is None else f"[{interval[0]:+.4f}, {interval[1]:+.4f}]",
+                        "relative": (value - reference) / reference if reference else float("nan"),
+                    }
+                )  # fmt: skip
+    if not table:
+        return []
+    return [
+        '<section id="transfer-diversity"><h2>Did transfer change diversity?</h2>',
+        "<p>Each transfer model against its target-only model on the test lists: catalogue coverage and "
+        "Gini (list-level; interval: users resampled in pairs), intra-list diversity and novelty (means "
+        "over users; paired bootstrap 95% interval). Higher coverage, ILD and novelty and lower Gini "
+        "mean more diverse recommendations.</p>",
+        _table(table, "transfer-diversity-table"),
+        "</section>",
+    ]

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from crossrec.data.domain import Domain
+from crossrec.evaluation.diversity import frontier_k, frontier_record, rerank_stage
 from crossrec.evaluation.efficiency import efficiency_curve, parse_fractions
 from crossrec.evaluation.evaluate import ModelEvaluation, evaluate_model
 from crossrec.evaluation.runs import check_run_folder, write_run
@@ -661,7 +662,6 @@ def run_experiment(
         if source.user_links is not None:
             linked[source.user_links.target] = True
     groups = {"linked": linked} if linked.any() else None
-    stage = config.rerank.build_for(data.train, item_categories=categories) if config.rerank else None
 
     def on_test(model: Recommender, rerank: Any = None) -> ModelEvaluation:
         return evaluate_model(
@@ -671,8 +671,12 @@ def run_experiment(
         )  # fmt: skip
 
     evaluations = {key: on_test(model) for key, model in fitted.models.items()}
-    if stage is not None:  # every model's lists re-ranked too (rows "<model>+rerank")
-        evaluations |= {f"{key}+rerank": on_test(model, stage) for key, model in fitted.models.items()}
+    rerank_extra: dict[str, Any] = {}
+    if config.rerank is not None:  # every model's lists re-ranked too (rows "<model>+rerank")
+        stages = _rerank_stages(config, data, fitted, categories, rerank_extra)
+        evaluations |= {f"{key}+rerank": on_test(fitted.models[key], stage) for key, stage in stages.items()}
+        if fitted.kept in stages:
+            rerank_extra["frontier"] = _frontier(config, data, fitted, stages[fitted.kept], categories)
     points = (
         [
             _curve_point(config, data, fraction, sparse, mode, strategy, console, auto, fitted)
@@ -683,6 +687,7 @@ def run_experiment(
     )
     extra: dict[str, Any] = {
         **fitted.extra,
+        **rerank_extra,
         **({"curve": points} if points else {}),
         "kept": fitted.kept,
         "decided_on": decided_on(data.split),
@@ -702,7 +707,9 @@ def run_experiment(
     summary = {key: evaluation.summary for key, evaluation in evaluations.items()}
     artifact = None
     if config.save_artifact:
-        artifact = _save_kept(config, data, run_dir, fitted, summary[fitted.kept], references, console)
+        artifact = _save_kept(
+            config, data, run_dir, fitted, summary[fitted.kept], references, console, categories
+        )
     return ExperimentResult(
         run_dir=run_dir,
         summary=summary,
@@ -728,6 +735,42 @@ def _models_to_keep(config: ExperimentConfig, fitted: _Fitted) -> dict[str, Reco
     return {fitted.kept: fitted.models[fitted.kept]} if config.save_artifact else {}
 
 
+def _rerank_stages(
+    config: ExperimentConfig,
+    data: TransferData,
+    fitted: _Fitted,
+    categories: np.ndarray | None,
+    extra: dict[str, Any],
+) -> dict[str, Any]:
+    """Each model's test stage of ``[rerank]`` (history: the known items, as an artifact serves); models
+    without item vectors are skipped under ``similarity = 'embedding'`` (listed in ``extra``)."""
+    assert config.rerank is not None
+    stages, skipped = {}, []
+    for key, model in fitted.models.items():
+        if config.rerank.similarity == "embedding" and model.item_vectors() is None:
+            skipped.append(key)
+            continue
+        stages[key] = rerank_stage(
+            config.rerank, data.split, part="test", model=model, item_categories=categories
+        )
+    if skipped:
+        extra["rerank_skipped"] = {"models": skipped, "why": "no item vectors for MMR over embeddings"}
+    return stages
+
+
+def _frontier(
+    config: ExperimentConfig, data: TransferData, fitted: _Fitted, stage: Any, categories: np.ndarray | None
+) -> dict[str, Any]:
+    """The kept model's accuracy-diversity frontier on test (report.html draws it)."""
+    model = fitted.models[fitted.kept]
+    ks = config.evaluation.ks
+    return frontier_record(
+        model.scorer(), data.split, stage, model=fitted.kept, k=frontier_k(ks), list_length=max(ks),
+        item_categories=categories, item_embeddings=model.item_vectors() if categories is None else None,
+        seed=config.seed,
+    )  # fmt: skip
+
+
 def _save_kept(
     config: ExperimentConfig,
     data: TransferData,
@@ -736,6 +779,7 @@ def _save_kept(
     summary: dict[str, float],
     references: list[dict[str, Any]],
     console: Any = None,
+    categories: np.ndarray | None = None,
 ) -> Path:
     """The kept model as a verified artifact in ``run_dir/artifact``: refit on every target
     interaction (``refit_artifact``, default; seen items: all of them), else the split-fitted
@@ -769,4 +813,20 @@ def _save_kept(
         config={"experiment": json.loads(config.model_dump_json(by_alias=True)), "model": fitted.kept},
         evaluation={"part": "test", "evaluated_model": f"models/{fitted.kept}", **summary},
         lineage=target_lineage(data, strategy, fitted.kept, references, refit),
+        **_artifact_rerank(config, categories, model),
     )
+
+
+def _artifact_rerank(
+    config: ExperimentConfig, categories: np.ndarray | None, model: Recommender
+) -> dict[str, Any]:
+    """What ``save_artifact`` needs to re-rank served lists as the ``+rerank`` rows were evaluated
+    (nothing when there is no ``[rerank]``, or MMR over embeddings and the model has none)."""
+    if config.rerank is None or (config.rerank.similarity == "embedding" and model.item_vectors() is None):
+        return {}
+    needs = config.rerank.method == "calibration" or config.rerank.similarity != "embedding"
+    return {
+        "rerank": config.rerank,
+        "item_categories": categories if needs else None,
+        "rerank_seed": config.seed,
+    }

@@ -15,7 +15,14 @@ lists, exactly). All work on whole batches of users.
 * :func:`plot_frontier`: the accuracy-diversity frontier as a matplotlib figure.
 """
 
-from crossrec.rerank._base import GreedyReranker, Reranker, check_strength, pool_relevance
+from crossrec.rerank._base import (
+    RELEVANCE,
+    GreedyReranker,
+    Reranker,
+    check_strength,
+    pool_relevance,
+    rank_relevance,
+)
 from crossrec.rerank.calibration import Calibration
 from crossrec.rerank.config import METHODS, RerankConfig
 from crossrec.rerank.frontier import plot_frontier
@@ -24,6 +31,7 @@ from crossrec.rerank.popularity import PopularityPenalty
 
 __all__ = [
     "METHODS",
+    "RELEVANCE",
     "MMR",
     "Calibration",
     "GreedyReranker",
@@ -33,4 +41,5 @@ __all__ = [
     "check_strength",
     "plot_frontier",
     "pool_relevance",
+    "rank_relevance",
 ]

@@ -7,7 +7,11 @@ the plain top-k lists unchanged, ``1`` ignores relevance within the pool.
 
 Relevance inside the pool is the min-max normalised score ``(s - min) / (max - min)`` over the user's
 admissible candidates (all ``1`` when they tie), so that a strength means the same for models whose
-scores live on different scales. Greedy re-rankers choose one item at a time for every user of the
+scores live on different scales; or, with ``relevance="rank"``, the DCG discount of the candidate's
+position in the model's ranking, ``1 / log2(2 + position)``, min-max normalised the same way (what an
+item's place is worth to NDCG, whatever the shape of the score curve).
+
+Greedy re-rankers choose one item at a time for every user of the
 batch at once (a loop over the ``k`` positions, array operations across users and candidates); ties
 go to the better-ranked candidate, so the seeded tie order of the ranking kernel is kept.
 
@@ -20,6 +24,7 @@ re-ranked list.
 
 from __future__ import annotations
 
+import copy
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
@@ -29,7 +34,10 @@ import torch
 
 from crossrec.ranking import DEFAULT_TIE_SEED, Scorer, rank_users, recommend, top_k
 
-__all__ = ["GreedyReranker", "Reranker", "check_strength", "pool_relevance"]
+__all__ = ["RELEVANCE", "GreedyReranker", "Reranker", "check_strength", "pool_relevance", "rank_relevance"]
+
+#: How a pool's scores become relevance in [0, 1]: the min-max scaled scores, or the position's discount.
+RELEVANCE = ("score", "rank")
 
 #: Users re-ranked at once inside a batch (bounds the ``(users, N, dim)`` work arrays).
 _CHUNK = 1024
@@ -44,6 +52,13 @@ def check_strength(strength: float) -> float:
     if not 0.0 <= value <= 1.0:  # also rejects NaN
         raise ValueError(f"strength must be in [0, 1] (0 = no re-ranking), got {strength!r}")
     return value
+
+
+def rank_relevance(valid: np.ndarray) -> np.ndarray:
+    """``1 / log2(2 + position)`` of each pool position, min-max scaled over the row's valid positions
+    (best first, so the valid ones are a prefix): 1 for the model's best, 0 for its last candidate."""
+    discount = 1.0 / np.log2(2.0 + np.arange(valid.shape[1]))
+    return pool_relevance(np.broadcast_to(discount, valid.shape), valid)
 
 
 def pool_relevance(scores: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -70,16 +85,21 @@ class Reranker(ABC):
         model's relevance within the pool.
     candidates
         Pool size ``N``: how many of the model's best items per user the re-ranker chooses from.
+    relevance
+        ``"score"`` (min-max scaled scores) or ``"rank"`` (the DCG discount of the model's position).
     """
 
     #: Method name used by :class:`~crossrec.rerank.RerankConfig`.
     method: ClassVar[str]
 
-    def __init__(self, strength: float, *, candidates: int = 100) -> None:
+    def __init__(self, strength: float, *, candidates: int = 100, relevance: str = "score") -> None:
         self.strength = check_strength(strength)
         if isinstance(candidates, bool) or not isinstance(candidates, int | np.integer) or candidates < 1:
             raise ValueError(f"candidates (pool size) must be a positive integer, got {candidates!r}")
+        if relevance not in RELEVANCE:
+            raise ValueError(f"relevance must be one of {RELEVANCE}, got {relevance!r}")
         self.candidates = int(candidates)
+        self.relevance = relevance
 
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
@@ -87,7 +107,14 @@ class Reranker(ABC):
 
     def get_params(self) -> dict[str, Any]:
         """The scalar settings (what a config or an artifact records)."""
-        return {"strength": self.strength, "candidates": self.candidates}
+        return {"strength": self.strength, "candidates": self.candidates, "relevance": self.relevance}
+
+    def with_strength(self, strength: float) -> Reranker:
+        """The same stage at another ``strength`` (a shallow copy: item- and user-side data are shared,
+        never written, so a server can keep one stage and answer each request at its own strength)."""
+        other = copy.copy(self)
+        other.strength = check_strength(strength)
+        return other
 
     # -- the core: a pool in, lists out ------------------------------------------------------------
     def rerank(self, users: np.ndarray, items: np.ndarray, scores: np.ndarray, k: int) -> np.ndarray:
@@ -103,6 +130,16 @@ class Reranker(ABC):
         k
             List length; lists are padded with ``-1`` when a pool holds fewer than ``k`` items.
         """
+        users, items, scores = self._checked(users, items, scores, k)
+        positions = self._positions(users, items, scores, k)
+        out = np.full((len(users), k), -1, dtype=np.int64)
+        chosen = np.take_along_axis(items, np.maximum(positions, 0), axis=1)
+        out[:, : positions.shape[1]] = np.where(positions >= 0, chosen, -1)
+        return out
+
+    def _checked(
+        self, users: np.ndarray, items: np.ndarray, scores: np.ndarray, k: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if k <= 0:
             raise ValueError(f"k must be positive, got {k}")
         users = np.asarray(users, dtype=np.int64)
@@ -114,21 +151,26 @@ class Reranker(ABC):
                 f"got {items.shape} and {scores.shape}"
             )
         self._check_items(items)
-        out = np.full((len(users), k), -1, dtype=np.int64)
+        return users, items, scores
+
+    def _positions(self, users: np.ndarray, items: np.ndarray, scores: np.ndarray, k: int) -> np.ndarray:
+        """``(n_users, min(k, N))`` pool positions of the chosen set in pool order (``-1``: none)."""
         width = min(k, items.shape[1])
         if self.strength == 0.0 or items.shape[1] == 0:
-            out[:, :width] = items[:, :width]
-            return out
+            return np.where(items[:, :width] >= 0, np.arange(width), -1)
+        out = np.empty((len(users), width), dtype=np.int64)
         for start in range(0, len(users), _CHUNK):
             stop = min(start + _CHUNK, len(users))
             valid = items[start:stop] >= 0
-            relevance = pool_relevance(scores[start:stop], valid)
+            if self.relevance == "rank":
+                relevance = rank_relevance(valid)
+            else:
+                relevance = pool_relevance(scores[start:stop], valid)
             positions = self._select(users[start:stop], items[start:stop], relevance, valid, width)
             # the chosen set in the model's order (pool order: score, then the kernel's tie order)
             positions = np.sort(np.where(positions >= 0, positions, items.shape[1]), axis=1)
             positions[positions == items.shape[1]] = -1
-            chosen = np.take_along_axis(items[start:stop], np.maximum(positions, 0), axis=1)
-            out[start:stop, :width] = np.where(positions >= 0, chosen, -1)
+            out[start:stop] = positions
         return out
 
     @abstractmethod
@@ -217,15 +259,16 @@ class Reranker(ABC):
         self, users: np.ndarray, items: np.ndarray, values: np.ndarray, k: int
     ) -> tuple[np.ndarray, np.ndarray]:
         values = np.asarray(values, dtype=np.float32)
-        chosen = self.rerank(users, items, values, k)
-        # the model's score of each chosen item: find it in the pool (pools are short)
+        users, items, values = self._checked(users, items, values, k)
+        positions = self._positions(users, items, values, k)
+        chosen = np.full((len(users), k), -1, dtype=np.int64)
         out_values = np.full(chosen.shape, -np.inf, dtype=np.float32)
-        width = min(k, items.shape[1])
-        if width:
-            match = chosen[:, :width, None] == items[:, None, :]
-            found = match.any(axis=2) & (chosen[:, :width] >= 0)
-            picked = np.take_along_axis(values, match.argmax(axis=2), axis=1)
-            out_values[:, :width] = np.where(found, picked, -np.inf)
+        found = positions >= 0
+        safe = np.maximum(positions, 0)
+        chosen[:, : positions.shape[1]] = np.where(found, np.take_along_axis(items, safe, axis=1), -1)
+        out_values[:, : positions.shape[1]] = np.where(
+            found, np.take_along_axis(values, safe, axis=1), -np.inf
+        )
         return out_values, chosen
 
 

@@ -16,6 +16,7 @@ import scipy.sparse as sp
 
 from crossrec.rerank._base import GreedyReranker
 from crossrec.rerank._items import check_categories, check_history, check_pool_items
+from crossrec.rerank._kernels import calibration_select
 
 __all__ = ["Calibration"]
 
@@ -48,8 +49,9 @@ class Calibration(GreedyReranker):
         history: sp.spmatrix,
         candidates: int = 100,
         smoothing: float = 0.01,
+        relevance: str = "score",
     ) -> None:
-        super().__init__(strength, candidates=candidates)
+        super().__init__(strength, candidates=candidates, relevance=relevance)
         if item_categories is None:
             raise ValueError("Calibration needs item_categories (one integer code per item)")
         if history is None:
@@ -106,6 +108,17 @@ class Calibration(GreedyReranker):
 
     def _check_items(self, items: np.ndarray) -> None:
         check_pool_items(items, len(self.item_categories), "Calibration's item categories")
+
+    def _select(
+        self, users: np.ndarray, items: np.ndarray, relevance: np.ndarray, valid: np.ndarray, k: int
+    ) -> np.ndarray:
+        """The compiled greedy (:mod:`crossrec.rerank._kernels`); :meth:`GreedyReranker._select` is
+        its array reference."""
+        state = self._start(users, items, valid)
+        return calibration_select(
+            np.ascontiguousarray(state["codes"]), np.ascontiguousarray(state["target"]), state["entropy"],
+            np.ascontiguousarray(relevance, dtype=np.float64), valid, self.strength, k, self.smoothing,
+        )  # fmt: skip
 
     def _start(self, users: np.ndarray, items: np.ndarray, valid: np.ndarray) -> dict[str, np.ndarray]:
         target = self.target_mix(users)

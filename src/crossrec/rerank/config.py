@@ -39,6 +39,11 @@ class RerankConfig(BaseModel):
     similarity: Literal["category", "embedding"] | None = Field(
         None, description="MMR only: item categories (default) or item embeddings."
     )
+    relevance: Literal["score", "rank"] = Field(
+        "score",
+        description="How the model's pool becomes relevance in [0, 1]: its min-max scaled scores, or the "
+        "DCG discount 1/log2(2 + position) of its ranking (what a place is worth to NDCG).",
+    )
 
     @model_validator(mode="after")
     def _similarity_is_for_mmr(self) -> RerankConfig:
@@ -48,8 +53,12 @@ class RerankConfig(BaseModel):
 
     @classmethod
     def parse(cls, text: str, *, candidates: int = 100) -> RerankConfig:
-        """From ``"method:strength"`` (e.g. ``"mmr:0.3"``, ``"mmr-embedding:0.2"``, ``"popularity:0.5"``)."""
+        """From ``"method:strength"`` (e.g. ``"mmr:0.3"``, ``"mmr-embedding:0.2"``, ``"popularity:0.5"``;
+        ``"popularity@rank:0.3"`` takes relevance from the ranking's positions)."""
         name, sep, value = text.partition(":")
+        relevance = "score"
+        if name.endswith("@rank"):
+            name, relevance = name.removesuffix("@rank"), "rank"
         if not sep:
             raise ValueError(f"re-ranking must look like 'mmr:0.3' (method:strength), got {text!r}")
         similarity = None
@@ -59,7 +68,9 @@ class RerankConfig(BaseModel):
             strength = float(value)
         except ValueError:
             raise ValueError(f"strength in {text!r} must be a number in [0, 1]") from None
-        return cls(method=name, strength=strength, candidates=candidates, similarity=similarity)
+        return cls(
+            method=name, strength=strength, candidates=candidates, similarity=similarity, relevance=relevance
+        )
 
     def build(
         self,
@@ -86,17 +97,19 @@ class RerankConfig(BaseModel):
         if self.method == "mmr":
             if (self.similarity or "category") == "category":
                 _need(item_categories, "item_categories (one integer code per item, e.g. genre)", where)
-                return MMR(self.strength, item_categories=item_categories, candidates=self.candidates)
+                return MMR(self.strength, item_categories=item_categories, **self._pool)
             _need(item_embeddings, "item_embeddings ((n_items, dim) vectors, e.g. the model's)", where)
-            return MMR(self.strength, item_embeddings=item_embeddings, candidates=self.candidates)
+            return MMR(self.strength, item_embeddings=item_embeddings, **self._pool)
         if self.method == "calibration":
             _need(item_categories, "item_categories (one integer code per item, e.g. genre)", where)
             _need(history, "history (users x items: each user's training items)", where)
-            return Calibration(
-                self.strength, item_categories=item_categories, history=history, candidates=self.candidates
-            )
+            return Calibration(self.strength, item_categories=item_categories, history=history, **self._pool)
         _need(item_popularity, "item_popularity (training interactions per item)", where)
-        return PopularityPenalty(self.strength, item_popularity=item_popularity, candidates=self.candidates)
+        return PopularityPenalty(self.strength, item_popularity=item_popularity, **self._pool)
+
+    @property
+    def _pool(self) -> dict[str, object]:
+        return {"candidates": self.candidates, "relevance": self.relevance}
 
     def build_for(
         self,
@@ -122,8 +135,10 @@ class RerankConfig(BaseModel):
 
     @property
     def label(self) -> str:
-        """``"mmr"``, ``"mmr-embedding"``, ``"calibration"`` or ``"popularity"``."""
-        return "mmr-embedding" if self.similarity == "embedding" else self.method
+        """``"mmr"``, ``"mmr-embedding"``, ``"calibration"`` or ``"popularity"`` (``@rank`` appended
+        with rank relevance: what :meth:`parse` reads back)."""
+        name = "mmr-embedding" if self.similarity == "embedding" else self.method
+        return f"{name}@rank" if self.relevance == "rank" else name
 
 
 def _need(value: object, what: str, where: str) -> None:

@@ -15,6 +15,7 @@ import numpy as np
 
 from crossrec.rerank._base import GreedyReranker
 from crossrec.rerank._items import check_categories, check_embeddings, check_pool_items
+from crossrec.rerank._kernels import mmr_select
 
 __all__ = ["MMR"]
 
@@ -46,8 +47,9 @@ class MMR(GreedyReranker):
         item_categories: np.ndarray | None = None,
         item_embeddings: np.ndarray | None = None,
         candidates: int = 100,
+        relevance: str = "score",
     ) -> None:
-        super().__init__(strength, candidates=candidates)
+        super().__init__(strength, candidates=candidates, relevance=relevance)
         if (item_categories is None) == (item_embeddings is None):
             raise ValueError(
                 "MMR needs exactly one of item_categories (one integer code per item) and "
@@ -78,6 +80,20 @@ class MMR(GreedyReranker):
 
     def _check_items(self, items: np.ndarray) -> None:
         check_pool_items(items, self.n_items, f"MMR's item {self.similarity}s")
+
+    def _select(
+        self, users: np.ndarray, items: np.ndarray, relevance: np.ndarray, valid: np.ndarray, k: int
+    ) -> np.ndarray:
+        """The compiled greedy (:mod:`crossrec.rerank._kernels`); :meth:`GreedyReranker._select` is
+        its array reference."""
+        safe = np.ascontiguousarray(np.where(valid, items, 0))
+        relevance = np.ascontiguousarray(relevance, dtype=np.float64)
+        if self.item_categories is not None:
+            codes, unit = np.ascontiguousarray(self.item_categories[safe]), np.zeros((0, 1))
+            n_categories = int(self.item_categories.max(initial=0)) + 1
+        else:
+            codes, unit, n_categories = np.zeros((0, 0), dtype=np.int64), self._unit, 0
+        return mmr_select(codes, unit, safe, relevance, valid, self.strength, k, n_categories)
 
     def _start(self, users: np.ndarray, items: np.ndarray, valid: np.ndarray) -> dict[str, np.ndarray]:
         safe = np.where(valid, items, 0)

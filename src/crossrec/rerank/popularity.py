@@ -29,8 +29,10 @@ class PopularityPenalty(Reranker):
 
     method = "popularity"
 
-    def __init__(self, strength: float, *, item_popularity: np.ndarray, candidates: int = 100) -> None:
-        super().__init__(strength, candidates=candidates)
+    def __init__(
+        self, strength: float, *, item_popularity: np.ndarray, candidates: int = 100, relevance: str = "score"
+    ) -> None:
+        super().__init__(strength, candidates=candidates, relevance=relevance)
         if item_popularity is None:
             raise ValueError("PopularityPenalty needs item_popularity (training count per item)")
         self.item_popularity = check_popularity(item_popularity, "PopularityPenalty")

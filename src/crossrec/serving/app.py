@@ -74,6 +74,27 @@ def _strict_query_booleans(request: Request) -> None:
 
 
 ExcludeSeen = Annotated[bool, Query(description="Leave out the user's training items (`true` or `false`).")]
+Diversity = Annotated[
+    float | None,
+    Query(
+        ge=0.0,
+        le=1.0,
+        allow_inf_nan=False,
+        description="Re-ranking strength in [0, 1] with the artifact's saved re-ranking setting "
+        "(0: the plain list; default: the saved strength, 0 without a setting). Above 0 on an "
+        "artifact without a setting is a 409.",
+    ),
+]
+_NO_RERANK: dict[int | str, dict[str, Any]] = {
+    409: {"model": ErrorResponse, "description": "diversity > 0 and the artifact has no re-ranking setting."}
+}
+
+
+def _strength(artifact: Artifact, diversity: float | None) -> float:
+    """The strength a list was made at (what the response reports)."""
+    if diversity is not None:
+        return float(diversity)
+    return 0.0 if artifact.rerank is None else float(artifact.rerank.config.strength)
 
 
 def _items(recommendations: Recommendations) -> list[dict[str, Any]]:
@@ -260,10 +281,12 @@ def create_app(
         "/v1/users/{user_id:path}/recommendations",  # ids may contain "/" (e.g. titles)
         response_model=RecommendationResponse,
         dependencies=protected + strict,
-        responses={404: {"model": ErrorResponse, "description": "Unknown user."}},
+        responses={404: {"model": ErrorResponse, "description": "Unknown user."}, **_NO_RERANK},
         tags=["recommendations"],
     )
-    async def recommend_user(user_id: UserId, k: K = 10, exclude_seen: ExcludeSeen = True) -> Response:
+    async def recommend_user(
+        user_id: UserId, k: K = 10, exclude_seen: ExcludeSeen = True, diversity: Diversity = None
+    ) -> Response:
         """Top-K items for a user the model was trained on."""
         served = holder.current.artifact
         if not served.has_user(user_id):
@@ -272,7 +295,7 @@ def create_app(
                 f"unknown user {user_id!r}: the model has no such user; "
                 "for a new user, POST their items to /v1/recommendations",
             )
-        result = served.recommend(user_id, k=k, exclude_seen=exclude_seen)
+        result = served.recommend(user_id, k=k, exclude_seen=exclude_seen, diversity=diversity)
         return _json(
             {
                 "user_id": user_id,
@@ -280,6 +303,7 @@ def create_app(
                 "path": result.path,
                 "items": _items(result),
                 "ignored_items": [],
+                "diversity": _strength(served, diversity),
                 "artifact_id": served.metadata.artifact_id,
             }
         )
@@ -289,7 +313,8 @@ def create_app(
         response_model=RecommendationResponse,
         dependencies=protected + strict,
         responses={
-            422: {"model": ErrorResponse, "description": "Bad body, or attributes the model cannot encode."}
+            422: {"model": ErrorResponse, "description": "Bad body, or attributes the model cannot encode."},
+            **_NO_RERANK,
         },
         tags=["recommendations"],
     )
@@ -301,10 +326,11 @@ def create_app(
         exclude_seen: Annotated[
             bool | None, Query(description="`true` or `false` (or `exclude_seen` in the body).")
         ] = None,
+        diversity: Diversity = None,
     ) -> Response:
         """Top-K for a user the model was not trained on, from the items they interacted with
         and/or their attributes. ``k`` and ``exclude_seen`` are read from the query string or the body
-        (the same value in both is fine; two different values are a 422).
+        ``diversity`` too (the same value in both is fine; two different values are a 422).
 
         ``path`` says how: ``features`` (the model's cold-start scorer, e.g. a
         two-tower model embedding the user from the attributes its user tower encodes),
@@ -314,8 +340,11 @@ def create_app(
         exclude_seen = _one_value(
             "exclude_seen", exclude_seen, body.exclude_seen, body.model_fields_set, True
         )
+        diversity = _one_value("diversity", diversity, body.diversity, body.model_fields_set, None)
         served = holder.current.artifact
-        result = served.recommend_cold(body.item_ids, body.attributes, k=k, exclude_seen=exclude_seen)
+        result = served.recommend_cold(
+            body.item_ids, body.attributes, k=k, exclude_seen=exclude_seen, diversity=diversity
+        )
         return _json(
             {
                 "user_id": None,
@@ -323,6 +352,7 @@ def create_app(
                 "path": result.path,
                 "items": _items(result),
                 "ignored_items": result.ignored_items,
+                "diversity": _strength(served, diversity),
                 "artifact_id": served.metadata.artifact_id,
             }
         )
@@ -333,22 +363,27 @@ def create_app(
         dependencies=protected,
         responses={
             404: {"model": ErrorResponse, "description": "Unknown item."},
-            409: {"model": ErrorResponse, "description": "The model cannot compute similar items."},
+            409: {
+                "model": ErrorResponse,
+                "description": "The model cannot compute similar items, or diversity > 0 and the artifact "
+                "has no re-ranking setting.",
+            },
         },
         tags=["recommendations"],
     )
-    async def similar_items(item_id: ItemId, k: K = 10) -> Response:
+    async def similar_items(item_id: ItemId, k: K = 10, diversity: Diversity = None) -> Response:
         """The K items most similar to an item (cosine over item vectors, or item-item rows)."""
         served = holder.current.artifact
         if not served.has_item(item_id):
             raise HTTPException(404, f"unknown item {item_id!r}: the model has no such item")
-        result = served.similar_items(item_id, k=k)
+        result = served.similar_items(item_id, k=k, diversity=diversity)
         return _json(
             {
                 "item_id": item_id,
                 "k": k,
                 "path": result.path,
                 "items": _items(result),
+                "diversity": _strength(served, diversity),
                 "artifact_id": served.metadata.artifact_id,
             }
         )

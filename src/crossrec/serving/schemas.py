@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StringConstraints
 
 __all__ = [
     "MAX_K",
@@ -41,6 +41,7 @@ class RecommendationResponse(BaseModel):
     path: Path = Field(description="How the list was produced (see POST /v1/recommendations).")
     items: list[ItemScore]
     ignored_items: list[str] = Field(description="Input item ids the model does not know (cold start).")
+    diversity: float = Field(description="The re-ranking strength the list was made at (0: plain).")
     artifact_id: str
 
 
@@ -51,6 +52,7 @@ class SimilarItemsResponse(BaseModel):
     k: int
     path: Path
     items: list[ItemScore]
+    diversity: float = Field(description="The re-ranking strength the list was made at (0: plain).")
     artifact_id: str
 
 
@@ -70,6 +72,14 @@ class ColdStartRequest(BaseModel):
     k: StrictInt = Field(10, ge=1, le=MAX_K, description="List length (a JSON integer).")
     exclude_seen: StrictBool = Field(
         True, description="Leave the given items out of the list (a JSON true or false)."
+    )
+    diversity: StrictFloat | None = Field(
+        None,
+        ge=0.0,
+        le=1.0,
+        allow_inf_nan=False,
+        description="Re-ranking strength in [0, 1] (or `diversity` in the query); default: the "
+        "artifact's saved strength.",
     )
 
 
