@@ -23,9 +23,14 @@ MMR = '[rerank]\nmethod = "mmr"\nstrength = 0.5\ncandidates = 30\n'
 
 
 def _run(root: Path, rerank: str = MMR):
-    """The experiment tests' small movielens-cdr transfer run, with an artifact and its models kept."""
+    """The experiment tests' small movielens-cdr transfer run, with an artifact and its models kept.
+
+    The artifact holds the split-fitted model (``refit_artifact = false``), the one whose lists were
+    evaluated, so that served lists can be compared with the evaluated ones item by item (a deployment
+    refit on all data is a different model: tests/transfer/test_registry.py)."""
     config = load_experiment(_write(root, extra=f"\n{EVALUATION}{rerank}"))
     config.save_artifact = config.keep_models = True
+    config.refit_artifact = False
     return run_experiment(config)
 
 
