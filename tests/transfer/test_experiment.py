@@ -172,9 +172,14 @@ def test_cli_curve_runs_every_fraction_on_the_same_validation_and_test(tmp_path)
     )
     for point in points:
         assert point["best_target_only"] == "target_only" and point["kept"] in ("target_only", "transfer")
-        assert point["gain_ci_low"] <= point["gain_ci_high"]
+        assert point["gain_ci_low"] <= point["gain_ci_high"] and point["metric"] == "ndcg@10"
+        for key in ("best_target_only", "kept"):  # each line of the chart has its 95% interval
+            low, high = point[f"{key}_ndcg@10_ci"]
+            assert low <= point[f"{key}_ndcg@10"] <= high and low < high
         if point["kept"] == "target_only":  # kept = the best target-only: no gain at all
             assert point["gain_ci_low"] == point["gain_ci_high"] == 0.0
+    page = next((tmp_path / "runs").glob("*/report.html")).read_text()  # the chart and table
+    assert '<section id="efficiency-curve">' in page and page.count("efficiency-curve-table") == 1
     # fraction 1 is the full run: the same test figure as the run's own target-only row
     full = points[-1]
     assert full["best_target_only_ndcg@10"] == pytest.approx(
