@@ -187,6 +187,21 @@ def test_cli_curve_runs_every_fraction_on_the_same_validation_and_test(tmp_path)
     )
 
 
+def test_a_curve_on_a_split_without_validation_is_refused_before_training(tmp_path, monkeypatch):
+    from crossrec.cli.main import app
+    from crossrec.transfer.base import TransferData
+
+    def never(*args, **kwargs):  # pragma: no cover - reached only if training started
+        raise AssertionError("a model was fitted before the curve was refused")
+
+    monkeypatch.setattr(TransferData, "fit_candidate", never)
+    path = _write(tmp_path, extra="[split]\nratios = [0.9, 0.0, 0.1]\n")
+    result = CliRunner().invoke(app, ["transfer", str(path), "--curve", "0.1,1"])
+    assert result.exit_code == 2, result.output
+    assert "curve needs a validation part" in " ".join(result.output.split())
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
 def test_a_bad_curve_is_refused_before_training(tmp_path):
     from crossrec.cli.main import app
 

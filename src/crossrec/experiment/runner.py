@@ -600,6 +600,8 @@ def run_experiment(
         if config.evaluation.item_categories
         else None
     )
+    # every point of a curve is built (and a split without validation refused) before any training
+    curve_splits = efficiency_curve(data.split, fractions, seed=config.seed) if fractions else []
     if config.families:
         fitted = _fit_families(config, data, mode, console)
     else:
@@ -623,14 +625,10 @@ def run_experiment(
     evaluations = {key: on_test(model) for key, model in fitted.models.items()}
     if stage is not None:  # every model's lists re-ranked too (rows "<model>+rerank")
         evaluations |= {f"{key}+rerank": on_test(model, stage) for key, model in fitted.models.items()}
-    points = (
-        [
-            _curve_point(config, data, fraction, sparse, mode, strategy, console, auto, fitted)
-            for fraction, sparse in efficiency_curve(data.split, fractions, seed=config.seed)
-        ]
-        if fractions
-        else []
-    )
+    points = [
+        _curve_point(config, data, fraction, sparse, mode, strategy, console, auto, fitted)
+        for fraction, sparse in curve_splits
+    ]
     extra: dict[str, Any] = {
         **fitted.extra,
         **({"curve": points} if points else {}),
