@@ -189,8 +189,9 @@ def canvas_families(case: CanvasCase) -> dict[str, tuple[str, list[Any]]]:
 
     def category(prior: Any, weight: float, markov: float) -> CategoryTransition:
         return CategoryTransition(
-            categories, prior=prior, category_weight=weight, markov_weight=markov, prior_strength=10.0
-        )
+            categories, prior=prior, category_weight=weight, markov_weight=markov, prior_strength=10.0,
+            markov_preference=0.2,
+        )  # fmt: skip
 
     target: dict[str, list[Any]] = {
         # log-popularity alone: the same ranking as popularity, through the next-items protocol

@@ -94,8 +94,9 @@ class CategoryTransition(SequentialRecommender):
     history, decay
         The ``history`` most recent items form the user's category distribution, the ``k``-th
         most recent with weight ``decay ** (k - 1)``.
-    markov_weight, markov_history, markov_horizon
-        Weight and settings of the item-level transition term (0: none).
+    markov_weight, markov_history, markov_horizon, markov_preference
+        Weight and settings of the item-level transition term (0: none); ``markov_preference`` is
+        that term's order-free EASE preference weight (``TransitionRecommender.preference_weight``).
     """
 
     name = "category_transition"
@@ -111,6 +112,7 @@ class CategoryTransition(SequentialRecommender):
         markov_weight: float = 0.0,
         markov_history: int = 4,
         markov_horizon: int = 4,
+        markov_preference: float = 0.0,
     ) -> None:
         self.categories = categories
         self.prior = prior
@@ -121,6 +123,7 @@ class CategoryTransition(SequentialRecommender):
         self.markov_weight = markov_weight
         self.markov_history = markov_history
         self.markov_horizon = markov_horizon
+        self.markov_preference = markov_preference
 
     def _category_array(self, n_items: int) -> np.ndarray:
         categories = np.asarray(self.categories, dtype=np.int64)
@@ -164,19 +167,19 @@ class CategoryTransition(SequentialRecommender):
         self.log_popularity_ = np.log1p(popularity).astype(np.float32)
         self.categories_ = categories
         self.n_users_, self.n_items_ = train.n_users, train.n_items
-        self.markov_ = (
-            TransitionRecommender(
-                history=self.markov_history, horizon=self.markov_horizon, popularity_weight=0.0
-            ).fit(train)
-            if self.markov_weight > 0
-            else None
-        )
+        self.markov_ = self._markov().fit(train) if self.markov_weight > 0 else None
         self.history_length_ = self._window()
         self.recent_ = train.recent(self.history_length_)
         return self
 
+    def _markov(self) -> TransitionRecommender:
+        return TransitionRecommender(
+            history=self.markov_history, horizon=self.markov_horizon, popularity_weight=0.0,
+            preference_weight=self.markov_preference,
+        )  # fmt: skip
+
     def _window(self) -> int:
-        return max(self.history, self.markov_history if self.markov_weight > 0 else 1)
+        return max(self.history, self._markov()._window() if self.markov_weight > 0 else 1)
 
     def score_histories(self, recent: np.ndarray) -> np.ndarray:
         self._check_fitted()
@@ -195,7 +198,8 @@ class CategoryTransition(SequentialRecommender):
         scores = np.tile(self.log_popularity_, (len(recent), 1))
         scores += (self.category_weight * (mix @ self.transitions_))[:, self.categories_].astype(np.float32)
         if self.markov_ is not None:
-            scores += self.markov_weight * self.markov_.score_histories(recent[:, -self.markov_history :])
+            window = self.markov_.history_length_
+            scores += self.markov_weight * self.markov_.score_histories(recent[:, -window:])
         return scores
 
     # -- persistence -------------------------------------------------------------------------------
@@ -218,9 +222,7 @@ class CategoryTransition(SequentialRecommender):
         self.history_length_ = self._window()
         self.markov_ = None
         if self.markov_weight > 0:
-            markov = TransitionRecommender(
-                history=self.markov_history, horizon=self.markov_horizon, popularity_weight=0.0
-            )
+            markov = self._markov()
             markov.n_users_, markov.n_items_ = self.n_users_, self.n_items_
             markov._set_state(
                 {k.removeprefix("markov."): v for k, v in arrays.items() if k.startswith("markov.")}
