@@ -85,7 +85,32 @@ def runs(tmp_path_factory, small_split) -> dict[str, Path]:
             "frontier": frontier,
         },
     )
-    return {"A": a, "B": b, "both": both, "guarded": guarded, "root": root}
+    curved = write_run(
+        root / "curved",
+        {"target_only": noisy, "transfer": good},
+        split=small_split,
+        baseline="target_only",
+        n_resamples=300,
+        extra={"guard": GUARD, "kept": "transfer", "curve": CURVE},
+    )
+    return {"A": a, "B": b, "both": both, "guarded": guarded, "curved": curved, "root": root}
+
+
+def _point(fraction: float, best: float, kept: float, low: float, high: float) -> dict:
+    return {
+        "fraction": fraction, "metric": "ndcg@10", "train_interactions": int(1000 * fraction),
+        "best_target_only": "target_only", "best_target_only_ndcg@10": best,
+        "best_target_only_ndcg@10_ci": [best - 0.01, best + 0.01], "kept": "transfer",
+        "kept_ndcg@10": kept, "kept_ndcg@10_ci": [kept - 0.012, kept + 0.012],
+        "gain_ci_low": low, "gain_ci_high": high,
+    }  # fmt: skip
+
+
+CURVE = [
+    _point(0.05, 0.05, 0.09, 0.02, 0.06),
+    _point(0.25, 0.12, 0.15, 0.01, 0.05),
+    _point(1.0, 0.3, 0.31, -0.01, 0.03),
+]
 
 
 GUARD = {
@@ -270,6 +295,43 @@ def test_report_says_what_was_kept_and_pairs_each_model_with_its_baseline(runs) 
     assert "rows shown" in both
 
 
+def test_report_draws_the_data_efficiency_curve_with_its_table(runs) -> None:
+    page = (runs["curved"] / "report.html").read_text()
+    section = page[page.index('<section id="efficiency-curve">') :]
+    section = section[: section.index("</section>")]
+    table = section[section.index('<table id="efficiency-curve-table">') : section.index("</table>")]
+    assert table.count("<tr>") == 1 + len(CURVE)  # the header and one row per fraction
+    assert "5%" in table and "25%" in table and "100%" in table
+    assert "[0.0400, 0.0600]" in table and "[0.0780, 0.1020]" in table
+    assert "[+0.0200, +0.0600]" in table and "[-0.0100, +0.0300]" in table
+    charts = re.findall(r'<img class="chart" alt="([^"]*)" data-axes="([^"]*)"', section)
+    assert len(charts) == 1, "one curve chart in the section"
+    axes = html.unescape(charts[0][1])
+    assert "share of each target user's training interactions kept" in axes and "test ndcg@10" in axes
+    # runs without a curve have no such section
+    assert 'id="efficiency-curve"' not in (runs["guarded"] / "report.html").read_text()
+
+
+def test_the_curve_chart_is_drawn_from_the_recorded_intervals() -> None:
+    pytest.importorskip("matplotlib")
+    from crossrec.evaluation.report import _efficiency_curve
+
+    figure = _efficiency_curve(CURVE)
+    axis = figure.axes[0]
+    assert axis.get_xscale() == "log" and axis.get_ylabel().startswith("test ndcg@10")
+    lines = [line for line in axis.get_lines() if len(line.get_xdata()) == len(CURVE)]
+    means = sorted(tuple(np.round(line.get_ydata(), 4)) for line in lines if line.get_marker() in ("o", "s"))
+    assert means == [(0.05, 0.12, 0.3), (0.09, 0.15, 0.31)]  # best target-only and kept, in order
+    # the error bars span each recorded 95% interval
+    spans = sorted(
+        round(float(np.ptp(segment[:, 1])), 4)
+        for collection in axis.collections
+        for segment in collection.get_segments()
+    )
+    assert spans == [0.02] * 3 + [0.024] * 3
+    assert _efficiency_curve([]) is None
+
+
 BROWSER_PROBE = """<script>
 window.addEventListener('load', () => {
   const charts = [...document.querySelectorAll('img.chart')];
@@ -278,6 +340,9 @@ window.addEventListener('load', () => {
     scrollWidth: document.documentElement.scrollWidth,
     decision: !!document.querySelector('#decision h2'),
     decisionText: (document.querySelector('#decision') || {}).innerText || '',
+    curveRows: document.querySelectorAll('#efficiency-curve-table tbody tr').length,
+    curveCharts: [...document.querySelectorAll('#efficiency-curve img.chart')]
+      .filter(i => i.complete && i.naturalWidth > 100 && /x: [^-,;]/.test(i.dataset.axes)).length,
     charts: charts.length,
     decoded: charts.filter(i => i.complete && i.naturalWidth > 100).length,
     labelled: labelled.length,
@@ -292,8 +357,9 @@ window.addEventListener('load', () => {
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (apt-get install chromium)")
-def test_report_fits_1280_px_with_the_guard_first_and_labelled_charts(runs, tmp_path) -> None:
-    page = runs["guarded"] / "report.html"
+@pytest.mark.parametrize("run", ["guarded", "curved"])
+def test_report_fits_1280_px_with_the_guard_first_and_labelled_charts(runs, tmp_path, run) -> None:
+    page = runs[run] / "report.html"
     flags = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync",
              "--disable-background-networking", "--disable-component-update", "--window-size=1280,1000",
              f"--user-data-dir={tmp_path / 'profile'}"]  # fmt: skip
@@ -311,13 +377,18 @@ def test_report_fits_1280_px_with_the_guard_first_and_labelled_charts(runs, tmp_
     assert seen["decision"] and "kept the transfer" in seen["decisionText"]
     assert seen["charts"] >= 3 and seen["decoded"] == seen["charts"]
     assert seen["labelled"] == seen["charts"], "every chart names its x and y axes"
-    # the accuracy-diversity frontier: one decoded chart of NDCG against ILD and coverage, one row a strength
-    (chart,) = seen["frontier"]
-    assert chart["decoded"] and chart["visible"]
-    assert "ild@10" in chart["axes"] and "coverage@10" in chart["axes"] and "ndcg@10" in chart["axes"]
-    assert seen["frontierRows"] == 11
-    assert "Did transfer change diversity?" in seen["transferDiversity"]
-    assert "coverage@10" in seen["transferDiversity"] and "ild_category@10" in seen["transferDiversity"]
+    if run == "guarded":
+        # the accuracy-diversity frontier: one decoded chart (NDCG vs ILD and coverage), a row per strength
+        (chart,) = seen["frontier"]
+        assert chart["decoded"] and chart["visible"]
+        assert "ild@10" in chart["axes"] and "coverage@10" in chart["axes"] and "ndcg@10" in chart["axes"]
+        assert seen["frontierRows"] == 11
+        assert "Did transfer change diversity?" in seen["transferDiversity"]
+        assert "coverage@10" in seen["transferDiversity"] and "ild_category@10" in seen["transferDiversity"]
+    if run == "curved":  # the curve section rendered: its table and its decoded, labelled chart
+        assert seen["curveRows"] == len(CURVE) and seen["curveCharts"] == 1
+    else:
+        assert seen["curveRows"] == 0 and seen["curveCharts"] == 0
     shot = tmp_path / "shot.png"
     subprocess.run(
         [CHROMIUM, *flags, f"--screenshot={shot}", page.as_uri()],

@@ -172,14 +172,34 @@ def test_cli_curve_runs_every_fraction_on_the_same_validation_and_test(tmp_path)
     )
     for point in points:
         assert point["best_target_only"] == "target_only" and point["kept"] in ("target_only", "transfer")
-        assert point["gain_ci_low"] <= point["gain_ci_high"]
+        assert point["gain_ci_low"] <= point["gain_ci_high"] and point["metric"] == "ndcg@10"
+        for key in ("best_target_only", "kept"):  # each line of the chart has its 95% interval
+            low, high = point[f"{key}_ndcg@10_ci"]
+            assert low <= point[f"{key}_ndcg@10"] <= high and low < high
         if point["kept"] == "target_only":  # kept = the best target-only: no gain at all
             assert point["gain_ci_low"] == point["gain_ci_high"] == 0.0
+    page = next((tmp_path / "runs").glob("*/report.html")).read_text()  # the chart and table
+    assert '<section id="efficiency-curve">' in page and page.count("efficiency-curve-table") == 1
     # fraction 1 is the full run: the same test figure as the run's own target-only row
     full = points[-1]
     assert full["best_target_only_ndcg@10"] == pytest.approx(
         record["models"]["target_only"]["summary"]["ndcg@10"]
     )
+
+
+def test_a_curve_on_a_split_without_validation_is_refused_before_training(tmp_path, monkeypatch):
+    from crossrec.cli.main import app
+    from crossrec.transfer.base import TransferData
+
+    def never(*args, **kwargs):  # pragma: no cover - reached only if training started
+        raise AssertionError("a model was fitted before the curve was refused")
+
+    monkeypatch.setattr(TransferData, "fit_candidate", never)
+    path = _write(tmp_path, extra="[split]\nratios = [0.9, 0.0, 0.1]\n")
+    result = CliRunner().invoke(app, ["transfer", str(path), "--curve", "0.1,1"])
+    assert result.exit_code == 2, result.output
+    assert "curve needs a validation part" in " ".join(result.output.split())
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
 
 
 def test_a_bad_curve_is_refused_before_training(tmp_path):

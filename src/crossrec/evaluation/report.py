@@ -3,7 +3,9 @@
 :func:`render_report` is a pure function of the content of ``results.json``, the per-model
 top-K lists and the training item popularity; it returns the HTML text. Charts use matplotlib's
 Agg backend: metric bars with bootstrap confidence intervals, learning curves, the metric by user
-activity bucket (and the gain over the reference model), and catalogue coverage / popularity.
+activity bucket (and the gain over the reference model), catalogue coverage / popularity, and, for a
+run with ``--curve``, the data-efficiency curve (best target-only vs kept model by fraction of target
+training data, with its table).
 """
 
 from __future__ import annotations
@@ -340,6 +342,7 @@ def render_report(
         "over users (crossrec's definitions, in the README); rating errors where a model predicts "
         "ratings.</p>",
         *_beyond_tables(others, rows),
+        _curve_section(results),
     ]
     charts = [  # drawn only when matplotlib is installed (the report extra)
         ("Accuracy with 95% bootstrap confidence intervals", lambda: _metric_bars(results)),
@@ -674,3 +677,77 @@ def _transfer_diversity_section(
         _table(table, "transfer-diversity-table"),
         "</section>",
     ]
+
+
+def _curve_metric(point: Mapping[str, Any]) -> str:
+    """The metric a curve point was decided and scored on (``ndcg@10`` in older results)."""
+    if point.get("metric"):
+        return str(point["metric"])
+    keys = [k for k in point if k.startswith("best_target_only_") and not k.endswith("_ci")]
+    return keys[0].removeprefix("best_target_only_") if keys else "ndcg@10"
+
+
+def _efficiency_curve(points: Sequence[Mapping[str, Any]]) -> Figure | None:
+    """Test metric of the best target-only model and of the kept model against the share of target
+    training data kept (``extra.curve`` of a run), with each mean's bootstrap 95% interval."""
+    if not points:
+        return None
+    metric = _curve_metric(points[0])
+    fractions = np.array([float(p["fraction"]) for p in points])
+    figure, axis = _pyplot().subplots(figsize=(7, 3.6))
+    for offset, (key, label, marker) in enumerate(
+        (("best_target_only", "best target-only (chosen on validation)", "o"),
+         ("kept", "kept by the guard (chosen on validation)", "s"))
+    ):  # fmt: skip
+        means = np.array([float(p.get(f"{key}_{metric}", np.nan)) for p in points])
+        bounds = np.array([p.get(f"{key}_{metric}_ci") or [np.nan, np.nan] for p in points], float)
+        error = np.clip(np.nan_to_num(np.vstack([means - bounds[:, 0], bounds[:, 1] - means])), 0, None)
+        shifted = fractions * (1 + 0.02 * (offset - 0.5))  # side by side where the two coincide
+        axis.errorbar(shifted, means, yerr=error, marker=marker, capsize=3, label=label)
+    axis.set_xscale("log")
+    axis.set_xticks(fractions, [f"{100 * f:g}%" for f in fractions])
+    axis.minorticks_off()
+    axis.set_xlabel("share of each target user's training interactions kept (log scale)")
+    axis.set_ylabel(f"test {metric}, mean over users (0-1)")
+    axis.set_title(f"data-efficiency curve: test {metric} with 95% bootstrap CI")
+    _legend_below(figure, axis)
+    return figure
+
+
+def _curve_section(results: Mapping[str, Any]) -> str:
+    """The data-efficiency curve of a ``--curve`` run: chart and table (empty for other runs)."""
+    points = list((results.get("extra") or {}).get("curve") or [])
+    if not points:
+        return ""
+    metric = _curve_metric(points[0])
+
+    def interval(point: Mapping[str, Any], key: str) -> str:
+        bounds = point.get(f"{key}_{metric}_ci")
+        return f"[{float(bounds[0]):.4f}, {float(bounds[1]):.4f}]" if bounds else ""
+
+    rows = [
+        {
+            "target train kept": f"{100 * float(p['fraction']):g}%",
+            "train interactions": p.get("train_interactions"),
+            "best target-only": p.get("best_target_only"),
+            metric: p.get(f"best_target_only_{metric}"),
+            "95% CI": interval(p, "best_target_only"),
+            "kept": p.get("kept"),
+            f"kept {metric}": p.get(f"kept_{metric}"),
+            "kept 95% CI": interval(p, "kept"),
+            "gain 95% CI": f"[{float(p['gain_ci_low']):+.4f}, {float(p['gain_ci_high']):+.4f}]",
+        }
+        for p in points
+    ]
+    chart = ""
+    if has_extra("report"):
+        figure = _efficiency_curve(points)
+        chart = _image(f"Data-efficiency curve: test {metric} by share of target training data", figure)
+    return (
+        '<section id="efficiency-curve"><h2>Data-efficiency curve</h2>'
+        "<p>The run repeated with each share of every target user's training interactions kept "
+        "(validation and test unchanged, so every point is scored on the same users and items). At "
+        "each point the best target-only model and the kept model are chosen on validation and scored "
+        f"once on test; gain = paired per-user test {html.escape(metric)} difference, kept - best "
+        "target-only, bootstrap 95% CI.</p>" + _table(rows, "efficiency-curve-table") + chart + "</section>"
+    )

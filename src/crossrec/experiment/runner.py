@@ -26,7 +26,7 @@ from crossrec.evaluation.runs import check_run_folder, write_run
 from crossrec.experiment.build import build_model, build_strategy
 from crossrec.experiment.config import ExperimentConfig
 from crossrec.experiment.search import SearchResult, apply_params, tune
-from crossrec.metrics.significance import paired_bootstrap_ci
+from crossrec.metrics.significance import bootstrap_mean_ci, paired_bootstrap_ci
 from crossrec.models.base import Recommender
 from crossrec.selection import select
 from crossrec.splitting.cold_users import user_cold_start_split
@@ -588,11 +588,14 @@ def _curve_point(
     low, high = paired_bootstrap_ci(kept_values, best_values, seed=config.seed)
     out = {
         "fraction": fraction,
+        "metric": metric,
         "train_interactions": len(sparse.train),
         "best_target_only": best,
         f"best_target_only_{metric}": float(best_values.mean()),
+        f"best_target_only_{metric}_ci": [float(v) for v in bootstrap_mean_ci(best_values, seed=config.seed)],
         "kept": fitted.kept,
         f"kept_{metric}": float(kept_values.mean()),
+        f"kept_{metric}_ci": [float(v) for v in bootstrap_mean_ci(kept_values, seed=config.seed)],
         "gain_ci_low": low,
         "gain_ci_high": high,
         "seconds": time.perf_counter() - started,
@@ -651,6 +654,8 @@ def run_experiment(
         if config.evaluation.item_categories
         else None
     )
+    # every point of a curve is built (and a split without validation refused) before any training
+    curve_splits = efficiency_curve(data.split, fractions, seed=config.seed) if fractions else []
     if config.families:
         fitted = _fit_families(config, data, mode, console)
     else:
@@ -677,14 +682,10 @@ def run_experiment(
         evaluations |= {f"{key}+rerank": on_test(fitted.models[key], stage) for key, stage in stages.items()}
         if fitted.kept in stages:
             rerank_extra["frontier"] = _frontier(config, data, fitted, stages[fitted.kept], categories)
-    points = (
-        [
-            _curve_point(config, data, fraction, sparse, mode, strategy, console, auto, fitted)
-            for fraction, sparse in efficiency_curve(data.split, fractions, seed=config.seed)
-        ]
-        if fractions
-        else []
-    )
+    points = [
+        _curve_point(config, data, fraction, sparse, mode, strategy, console, auto, fitted)
+        for fraction, sparse in curve_splits
+    ]
     extra: dict[str, Any] = {
         **fitted.extra,
         **rerank_extra,

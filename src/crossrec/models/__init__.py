@@ -8,7 +8,8 @@ targets); for users known only by their source-domain profile: :class:`LinkedUse
 gradient-trained embedding models: :class:`BPRMF`, :class:`LightGCN` (and the two-tower hybrid in
 :mod:`crossrec.models.two_tower`), configured by one ``optim=``
 (:class:`~crossrec.training.optim.OptimConfig`); sequence models in :mod:`crossrec.models.sasrec`,
-:mod:`~crossrec.models.gru4rec` and :mod:`~crossrec.models.markov`. Extra fit inputs go through
+:mod:`~crossrec.models.gru4rec`, :mod:`~crossrec.models.markov` and :mod:`~crossrec.models.category`
+(category transitions with a prior, e.g. one learned on another platform). Extra fit inputs go through
 ``fit_with(train, valid, FitInputs(...))``.
 """
 

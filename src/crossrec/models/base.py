@@ -56,7 +56,7 @@ def register_model(cls: type[Recommender]) -> type[Recommender]:
 
 
 #: Modules of built-in models that ``crossrec.models`` does not import eagerly (heavier dependencies).
-_LAZY_MODULES = ("two_tower", "sasrec", "gru4rec", "markov")
+_LAZY_MODULES = ("two_tower", "sasrec", "gru4rec", "markov", "category")
 
 
 def get_model_class(name: str) -> type[Recommender]:
