@@ -196,6 +196,22 @@ class TransferConfig(_Strict):
         default_factory=dict, description="Constructor arguments of the strategy (only for this strategy)."
     )
     guard: GuardConfig = Field(default_factory=GuardConfig, description="[transfer.guard]: the guard's test.")
+    weights: Literal["auto"] | None = Field(
+        None,
+        description="'auto': choose each source's weight on validation among weight_levels (0 drops the "
+        "source; recorded in results.json under extra.multi_source); unset: data.source_weights, where "
+        "the guard drops a source whose leave-one-source-out validation difference is negative.",
+    )
+    weight_levels: list[float] = Field(
+        default_factory=lambda: [0.0, 0.5, 1.0],
+        description="weights = 'auto': the weights tried for each source (times the strategy's own "
+        "domain weight; a full grid up to 27 weightings, coordinate ascent beyond).",
+    )
+    contribution: bool | None = Field(
+        None,
+        description="Fit each source alone and the mix without each source, and report the validation "
+        "and test differences with 95% intervals (default: on with several sources).",
+    )
 
 
 class SearchDimension(_Strict):
