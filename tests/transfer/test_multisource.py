@@ -122,10 +122,17 @@ def test_contribution_table_on_validation_and_test(noisy):
     assert real_loo["test_difference"] > 0
 
 
-def test_given_weights_drop_a_source_that_hurts_on_validation(noisy):
-    result = guarded_sources(joint(), noisy, weights=None)
-    assert result.rejected == ["noise"] and result.weights == {"real": 1.0, "noise": 0.0}
-    assert "noise" not in result.guard.strategy.split("[")[1].replace("noise=0", "")
+def test_given_weights_drop_a_source_that_does_not_help_on_held_out_validation_users(noisy):
+    console = Lines()
+    result = guarded_sources(joint(), noisy, weights=None, contribution=False, console=console)
+    assert result.weights == {"real": 1.0, "noise": 0.0} and result.dropped == ["noise"]
+    first = {t["source"]: t for t in result.source_tests if t["round"] == 0}
+    assert first["real"]["passes"] and first["real"]["ci_low"] > 0
+    assert first["noise"]["dropped"] and first["noise"]["ci_low"] <= 0
+    assert first["noise"]["n_users"] == noisy.n_users // 2  # half the validation users test, half choose
+    assert any("source 'noise' dropped (mixing it in changes valid ndcg@10" in line for line in console.lines)
+    kept_all = guarded_sources(joint(), noisy, weights=None, contribution=False, keep="all")
+    assert kept_all.weights == {"real": 1.0, "noise": 1.0} and kept_all.source_tests == []
 
 
 def test_a_source_with_no_overlap_is_named_before_training(noisy):
@@ -163,3 +170,48 @@ def test_report_draws_the_contribution_section():
     assert 'id="source-contribution-table"' in page and "noise 0" in page
     assert 'alt="Source contribution to ndcg@10 with 95% CI' in page
     assert "Source contribution" not in render_report({**results, "extra": {}})
+
+
+def test_experiment_with_auto_weights_records_weights_and_contribution(tmp_path):
+    from typer.testing import CliRunner
+
+    from crossrec.cli.main import app
+
+    path = tmp_path / "experiment.toml"
+    path.write_text(
+        f'name = "multi"\nseed = 2022\noutput_dir = "{tmp_path / "runs"}"\n'
+        '[data]\nbuiltin = "movielens-cdr"\nlink_items = "ids"\nlink_users = "none"\nmax_users = 120\n'
+        '[model]\nname = "ease"\nparams = { reg = 100.0 }\n'
+        '[transfer]\nstrategy = "joint"\nparams = { domain_weight = 0.15 }\nweights = "auto"\n'
+        "weight_levels = [0.5, 1.0]\ncontribution = true\n"
+    )
+    result = CliRunner().invoke(app, ["transfer", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "source weights chosen on validation" in result.output and "source contribution" in result.output
+    run = next((tmp_path / "runs").glob("*/results.json")).parent
+    extra = json.loads((run / "results.json").read_text())["extra"]
+    weighting = extra["multi_source"]["weighting"]
+    assert [t["weights"] for t in weighting["trials"]] == [{"ml-1m": 0.5}, {"ml-1m": 1.0}]
+    assert weighting["chosen"] == extra["multi_source"]["weights"]
+    rows = extra["source_contribution"]["rows"]
+    assert [(r["source"], r["effect"]) for r in rows] == [("ml-1m", "alone")]
+    assert {"valid_ci_low", "valid_ci_high", "test_difference", "test_ci_low", "test_ci_high"} <= set(rows[0])
+    page = (run / "report.html").read_text()
+    assert 'id="source-contribution-table"' in page and "Source contribution to ndcg@10" in page
+
+
+def test_experiment_names_a_source_without_overlap_before_training(tmp_path, monkeypatch, noisy):
+    from crossrec.experiment import load_experiment, runner
+
+    island = SourceData("island", sp.random(30, 10, density=0.3, format="csr", random_state=0))
+    monkeypatch.setattr(
+        runner, "prepare", lambda *a, **k: TransferData(noisy.split, (*noisy.sources, island))
+    )
+    path = tmp_path / "experiment.toml"
+    path.write_text(
+        f'output_dir = "{tmp_path / "runs"}"\n[data]\nbuiltin = "movielens-cdr"\nlink_items = "ids"\n'
+        'link_users = "none"\n[transfer]\nstrategy = "joint"\n'
+    )
+    with pytest.raises(ValueError, match="source 'island' shares nothing with the target"):
+        runner.run_experiment(load_experiment(path))
+    assert not (tmp_path / "runs").exists()

@@ -198,9 +198,15 @@ class TransferConfig(_Strict):
     guard: GuardConfig = Field(default_factory=GuardConfig, description="[transfer.guard]: the guard's test.")
     weights: Literal["auto"] | None = Field(
         None,
-        description="'auto': choose each source's weight on validation among weight_levels (0 drops the "
-        "source; recorded in results.json under extra.multi_source); unset: data.source_weights, where "
-        "the guard drops a source whose leave-one-source-out validation difference is negative.",
+        description="'auto': choose each source's weight on half of the validation users among "
+        "weight_levels (0 drops the source; recorded in results.json under extra.multi_source); unset: "
+        "data.source_weights. Either way the guard then tests every source on the other half (keep_sources).",
+    )
+    keep_sources: Literal["significant", "positive", "all"] = Field(
+        "significant",
+        description="With several sources, a source stays in the mix only if the mix with it beats the mix "
+        "without it on held-out validation users: with a 95% interval above 0 ('significant'), a mean "
+        "above 0 ('positive'), or always ('all'); a dropped source gets weight 0 and the run says so.",
     )
     weight_levels: list[float] = Field(
         default_factory=lambda: [0.0, 0.5, 1.0],

@@ -398,7 +398,8 @@ def _fit_one(
         chosen = build_strategy(config, name, model_params, transfer_params)
         out.multi = guarded_sources(
             chosen, data, weights=config.transfer.weights, levels=config.transfer.weight_levels,
-            contribution=config.transfer.contribution is not False, metric=guard_config.metric,
+            contribution=config.transfer.contribution is not False, keep=config.transfer.keep_sources,
+            metric=guard_config.metric,
             require_significant=guard_config.require_significant, seed=config.seed, console=console,
         )  # fmt: skip
         out.guard = out.multi.guard
@@ -418,7 +419,7 @@ def _fit_one(
 
 def _multi_source(config: ExperimentConfig, data: TransferData) -> bool:
     """Whether a one-model transfer goes through :func:`guarded_sources` (weights chosen on validation,
-    each source's contribution, harmful sources dropped): ``weights = "auto"``, ``contribution = true``,
+    each source's contribution, unhelpful sources dropped): ``weights = "auto"``, ``contribution = true``,
     or several sources unless ``contribution = false``."""
     t = config.transfer
     return t.weights == "auto" or bool(t.contribution) or (t.contribution is None and len(data.sources) > 1)

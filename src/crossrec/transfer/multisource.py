@@ -7,10 +7,11 @@ rejection of a source that hurts.
 * :func:`source_contribution` fits the mix at its given weights, the mix without each source
   (leave-one-source-out) and each source alone, and reports the paired per-user validation
   differences with bootstrap 95% intervals (the evaluation layer adds the same on test).
-* :func:`guarded_sources` chains them with the negative-transfer guard: weights (``"auto"`` or the
-  given ones), harmful sources dropped (weight 0; with given weights, a source whose
-  leave-one-source-out validation difference is negative), then the kept mix guarded against the
-  target-only model. Every step reads validation only.
+* :func:`guarded_sources` chains them with the negative-transfer guard: the weights (``"auto"``, or
+  the given ones) are chosen on one part of the validation users; on the other part every source
+  must earn its place (:func:`test_sources`: the mix with it beats the mix without it, by default
+  with a 95% interval above zero, else it is dropped at weight 0), and the kept mix is guarded
+  against the target-only model. Every step reads validation only.
 """
 
 from __future__ import annotations
@@ -19,13 +20,14 @@ import dataclasses
 import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from crossrec.models.base import Recommender
 from crossrec.selection import Candidate, Comparison, Selection, select
-from crossrec.transfer.base import TransferData, TransferStrategy
+from crossrec.selection.validation import split_users
+from crossrec.transfer.base import TransferData, TransferNotPossibleError, TransferStrategy
 from crossrec.transfer.guard import GuardResult, guarded_transfer
 
 __all__ = [
@@ -37,6 +39,7 @@ __all__ = [
     "choose_source_weights",
     "guarded_sources",
     "source_contribution",
+    "test_sources",
     "with_weights",
 ]
 
@@ -340,20 +343,87 @@ def source_contribution(
     return SourceContribution(dict(positive), metric, models, rows, chosen.users, chosen)
 
 
+def test_sources(
+    strategy: TransferStrategy,
+    data: TransferData,
+    weights: Mapping[str, float],
+    *,
+    users: np.ndarray,
+    keep: Literal["significant", "positive"] = "significant",
+    metric: str = "ndcg@10",
+    n_resamples: int = 2000,
+    seed: int = 0,
+) -> tuple[dict[str, float], list[dict[str, Any]]]:
+    """Backward elimination of sources on validation ``users`` (best: users that did not choose the
+    weights): the mix at ``weights`` is compared per user with the mix without each of its sources;
+    the source whose removal costs least is dropped when mixing it in is not better (``keep =
+    "positive"``: the mean difference is not above 0; ``"significant"``: the 95% interval is not above
+    0), and the test repeats on the rest until every source passes or one is left (whether that one
+    beats target-only is the guard's decision). Returns the kept weights and every test made."""
+    kept = {name: float(w) for name, w in weights.items() if w > 0}
+    tests: list[dict[str, Any]] = []
+    for round_number in itertools.count():
+        if len(kept) < 2:
+            break
+        candidates = [Candidate(SourceWeighted(strategy, kept), name="mix")]
+        candidates += [Candidate(SourceWeighted(strategy, {**kept, n: 0.0}), name=n) for n in kept]
+        fitted = select(candidates, data, metric=metric, users=users, keep_models=False)
+        mix = fitted.trials[0].values
+        rows = []
+        for trial in fitted.trials[1:]:
+            comparison = Comparison.of_values(metric, mix, trial.values, n_resamples=n_resamples, seed=seed)
+            passes = comparison.ci_low > 0 if keep == "significant" else comparison.difference > 0
+            rows.append(
+                {
+                    "round": round_number, "source": trial.name, "weight": kept[trial.name],
+                    "difference": comparison.difference, "ci_low": comparison.ci_low,
+                    "ci_high": comparison.ci_high, "n_users": comparison.n_users, "passes": passes,
+                    "dropped": False,
+                }
+            )  # fmt: skip
+        tests += rows
+        failing = [r for r in rows if not r["passes"]]
+        if not failing:
+            break
+        worst = min(failing, key=lambda r: r["difference"])
+        worst["dropped"] = True
+        del kept[worst["source"]]
+    return {name: kept.get(name, 0.0) for name in weights}, tests
+
+
 @dataclass
 class MultiSourceResult:
     """What :func:`guarded_sources` chose: the weights, the contributions, the dropped sources and the
-    guard's decision on the kept mix."""
+    guard's decision on the kept mix.
+
+    Attributes
+    ----------
+    guard
+        The negative-transfer guard on the kept mix (against target-only).
+    weights
+        Source name -> kept weight (0: dropped).
+    weighting
+        The weights chosen on validation (``weights="auto"``).
+    contribution
+        Each source's contribution at the given weights (all validation users).
+    source_tests
+        The held-out tests of :func:`test_sources` (one row per source and round).
+    """
 
     guard: GuardResult
     weights: dict[str, float]
     weighting: SourceWeighting | None = None
     contribution: SourceContribution | None = None
-    rejected: list[str] = field(default_factory=list)
+    source_tests: list[dict[str, Any]] = field(default_factory=list)
+    keep: str = "significant"
 
     @property
     def model(self) -> Recommender:
         return self.guard.model
+
+    @property
+    def dropped(self) -> list[str]:
+        return [n for n, w in self.weights.items() if w == 0]
 
     def describe(self) -> list[str]:
         """Lines for the console: weights, each dropped source and why, the guard's decision."""
@@ -361,28 +431,32 @@ class MultiSourceResult:
         if self.weighting is not None:
             lines.append(self.weighting.describe())
         lines += self.contribution.describe() if self.contribution is not None else []
-        loo = {}
-        if self.contribution is not None:
-            effect = "leave_one_out" if len(self.contribution.weights) > 1 else "alone"
-            loo = {r["source"]: r for r in self.contribution.rows if r["effect"] == effect}
-        for name in [n for n, w in self.weights.items() if w == 0]:
-            why = "weight 0 chosen on validation" if self.weighting is not None else "harmful on validation"
-            row = loo.get(name)
-            evidence = (
-                f"; without it the mix scores {-row['valid_difference']:+.4f} valid {self.guard.metric} "
-                f"[95% CI {-row['valid_ci_high']:+.4f}, {-row['valid_ci_low']:+.4f}]"
-                if row is not None and row["effect"] == "leave_one_out"
-                else ""
-            )
-            lines.append(f"negative-transfer guard: source {name!r} dropped ({why}{evidence})")
+        metric = self.guard.metric
+        for name in self.dropped:
+            test = next((t for t in self.source_tests if t["source"] == name and t["dropped"]), None)
+            if test is not None:
+                rule = (
+                    "its 95% interval is not above 0" if self.keep == "significant" else "it is not above 0"
+                )
+                why = (
+                    f"mixing it in changes valid {metric} by {test['difference']:+.4f} [95% CI "
+                    f"{test['ci_low']:+.4f}, {test['ci_high']:+.4f}] on {test['n_users']} held-out "
+                    f"validation users; {rule}"
+                )
+            elif self.weighting is not None and self.weighting.weights.get(name) == 0:
+                why = f"weight 0 chosen on validation {metric}"
+            else:
+                why = "weight 0"
+            lines.append(f"negative-transfer guard: source {name!r} dropped ({why})")
         lines.append(self.guard.describe())
         return lines
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "weights": self.weights,
-            "dropped": [n for n, w in self.weights.items() if w == 0],
-            "rejected_as_harmful": self.rejected,
+            "dropped": self.dropped,
+            "keep_sources": self.keep,
+            "source_tests": self.source_tests,
             **({"weighting": self.weighting.to_dict()} if self.weighting is not None else {}),
         }
 
@@ -394,7 +468,8 @@ def guarded_sources(
     weights: str | Mapping[str, float] | None = None,
     levels: Sequence[float] = DEFAULT_LEVELS,
     contribution: bool = True,
-    reject_harmful: bool = True,
+    keep: Literal["significant", "positive", "all"] = "significant",
+    confirm: float = 0.5,
     metric: str = "ndcg@10",
     require_significant: bool = False,
     users: np.ndarray | None = None,
@@ -403,16 +478,27 @@ def guarded_sources(
 ) -> MultiSourceResult:
     """Weights, contributions, harmful-source rejection and the guard for a multi-source transfer.
 
+    The validation users are cut at random (``seed``) into a part that chooses the weights and a
+    ``confirm`` share that tests them: on those held-out users every source must earn its place in
+    the mix (:func:`test_sources`: a source is dropped, weight 0, unless mixing it in is better -
+    significantly with ``keep="significant"``), and the guard compares the kept mix with the
+    target-only model. Test is never read.
+
     Parameters
     ----------
     strategy, data
         The transfer and its target split with every source.
     weights
         ``"auto"``: chosen on validation (:func:`choose_source_weights` over ``levels``); a mapping
-        or ``None`` (the sources' own weights): kept as given, except that with ``reject_harmful``
-        a source whose leave-one-source-out validation difference is negative is dropped.
+        or ``None`` (the sources' own weights): taken as given, then tested like chosen ones.
     contribution
-        Measure every source's contribution (:func:`source_contribution`, at the given weights).
+        Measure every source's contribution at the given weights (:func:`source_contribution`,
+        every validation user; a description, not a decision).
+    keep
+        ``"significant"`` (default), ``"positive"`` or ``"all"`` (no source test).
+    confirm
+        Share of the validation users held out from choosing the weights (0: everyone chooses and
+        tests; the tests are then biased towards keeping).
     metric, require_significant, users, seed
         The guard's settings (see :func:`~crossrec.transfer.guarded_transfer`).
     console
@@ -425,26 +511,33 @@ def guarded_sources(
         raise ValueError(
             f"weights must be 'auto', None or a mapping of source name to weight, got {weights!r}"
         )
+    if keep not in ("significant", "positive", "all"):
+        raise ValueError(f"keep must be 'significant', 'positive' or 'all', got {keep!r}")
+    reason = strategy.check(data)
+    if reason is not None:  # before any training, naming e.g. a source that shares nothing
+        raise TransferNotPossibleError(f"strategy {strategy.name!r} cannot run on this data: {reason}")
+    pool = np.asarray(data.validation_users(), dtype=np.int64)
+    if users is not None:
+        pool = np.intersect1d(pool, np.asarray(users, dtype=np.int64))
+    choosing, testing = split_users(pool, confirm, seed) if confirm > 0 else (pool, pool)
     base = with_weights(data, given) if isinstance(weights, Mapping) else data
     measured = (
-        source_contribution(strategy, base, metric=metric, users=users, seed=seed) if contribution else None
+        source_contribution(strategy, base, metric=metric, users=pool, seed=seed) if contribution else None
     )
-    weighting, rejected = None, []
+    weighting = None
     if weights == "auto":
-        weighting = choose_source_weights(strategy, data, levels=levels, metric=metric, users=users)
+        weighting = choose_source_weights(strategy, data, levels=levels, metric=metric, users=choosing)
         kept = dict(weighting.weights)
     else:
         kept = dict(given)
-        if reject_harmful and measured is not None and len(measured.weights) > 1:
-            rejected = measured.harmful()
-            if len(rejected) == len([w for w in kept.values() if w > 0]):
-                rejected = []  # every source hurts in the mix: the guard against target-only decides
-            kept |= dict.fromkeys(rejected, 0.0)
+    tests: list[dict[str, Any]] = []
+    if keep != "all":
+        kept, tests = test_sources(strategy, data, kept, users=testing, keep=keep, metric=metric, seed=seed)
     guard = guarded_transfer(
         SourceWeighted(strategy, kept), data, metric=metric, require_significant=require_significant,
-        users=users, seed=seed,
+        users=testing, seed=seed,
     )  # fmt: skip
-    result = MultiSourceResult(guard, kept, weighting, measured, rejected)
+    result = MultiSourceResult(guard, kept, weighting, measured, tests, keep)
     if console is not None:
         for line in result.describe():
             console.print(line, highlight=False)
