@@ -51,7 +51,7 @@ from crossrec.evaluation.contribution import contribution_on_test
 from crossrec.evaluation.efficiency import keep_training_fraction
 from crossrec.features import TfidfTextEncoder
 from crossrec.metrics.significance import paired_bootstrap_ci
-from crossrec.models import EASE, ItemKNN, Popularity
+from crossrec.models import EASE, ItemKNN, Popularity, PopularityBlend
 from crossrec.models.sequences import Sequences
 from crossrec.selection import select
 from crossrec.splitting import Split, random_split
@@ -299,7 +299,12 @@ def case_b(quick: bool, fraction: float, console: Any) -> tuple[list[dict[str, A
         print(f"[b] refused before training: {refused['message']}", flush=True)
         data = TransferData(split, tuple(s for s in sources if s.name not in disjoint), seed=SEED)
     case = f"b: canvas at {fraction:g} of its training data, XuetangX sources"
-    target_only = [Popularity(), *(EASE(reg=reg) for reg in (10.0, 100.0, 1000.0)), ItemKNN(k=50)]
+    target_only = [
+        Popularity(),
+        *(EASE(reg=reg) for reg in (10.0, 100.0, 1000.0)),
+        ItemKNN(k=50),
+        *(PopularityBlend("ease", {"reg": 100.0}, popularity_weight=p) for p in (0.5, 1.0)),
+    ]  # fmt: skip  (the target-only blend: the popularity_blend strategy's own baseline family)
     # the transfer family and its configuration, chosen on validation with every linkable source at weight 1
     families = [Joint(EASE(reg=100.0), domain_weight=w) for w in (0.01, 0.1)] + [
         PopularityBlendTransfer(EASE(reg=100.0), domain_weight=w, popularity_weight=p)
