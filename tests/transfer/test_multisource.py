@@ -215,3 +215,32 @@ def test_experiment_names_a_source_without_overlap_before_training(tmp_path, mon
     with pytest.raises(ValueError, match="source 'island' shares nothing with the target"):
         runner.run_experiment(load_experiment(path))
     assert not (tmp_path / "runs").exists()
+
+
+def test_content_trains_one_model_on_every_weighted_source(monkeypatch):
+    from crossrec.splitting.splits import random_split
+    from crossrec.transfer.content import ContentTransfer
+    from tests.features.conftest import make_featured_domain
+
+    first, second, target = (make_featured_domain(n, n_users=u, seed=s) for n, u, s in
+                             (("first", 80, 1), ("second", 60, 3), ("target", 50, 2)))  # fmt: skip
+    split = random_split(target.interactions, target.n_users, target.n_items, seed=0)
+    data = TransferData.from_domains(
+        target, split, [first, second], link_items=None, link_users=None, weights=[1.0, 0.5]
+    )
+    assert data.sources_without_overlap() == []  # shared item attributes are an overlap
+    optim = {"epochs": 3, "batch_size": 512, "progress": False, "threads": 1}
+    seen = {}
+    fit_with = TwoTower.fit_with
+
+    def spy(self, train, valid, inputs):
+        seen.update(shape=train.shape, weights=inputs.weights, rows=len(inputs.item_features))
+        return fit_with(self, train, valid, inputs)
+
+    monkeypatch.setattr(TwoTower, "fit_with", spy)
+    model = ContentTransfer(TwoTower(dim=8, id_dropout=0.5, optim=optim)).fit(data)
+    assert seen["shape"] == (first.n_users + second.n_users, first.n_items + second.n_items)
+    assert seen["rows"] == first.n_items + second.n_items
+    assert sorted(np.unique(seen["weights"])) == [0.5, 1.0]
+    assert model.score(np.arange(4)).shape == (4, target.n_items)
+    assert np.isfinite(model.score(np.arange(4))).all()
