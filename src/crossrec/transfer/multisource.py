@@ -94,7 +94,7 @@ class SourceWeighted(TransferStrategy):
 
     @property
     def label(self) -> str:
-        return f"{self.strategy.label}[{_weights_label(self.weights)}]"
+        return f"{self.strategy.label} ({_weights_label(self.weights)})"  # no [..]: Rich reads it as markup
 
 
 @dataclass
