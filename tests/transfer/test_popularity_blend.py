@@ -137,7 +137,7 @@ def test_bad_configurations_fail_before_training(synthetic):
     with pytest.raises(TransferNotPossibleError, match="domain_weight must be"):
         PopularityBlendTransfer(UserKNN(), domain_weight=float("nan")).fit(data)
     unlinked = TransferData(data.split, (SourceData("source", data.sources[0].interactions),))
-    with pytest.raises(TransferNotPossibleError, match="no source shares items or users"):
+    with pytest.raises(TransferNotPossibleError, match="source .source. shares nothing with the target"):
         PopularityBlendTransfer(UserKNN()).fit(unlinked)
     with pytest.raises(ValueError, match="item-item model"):
         PopularityBlend("bpr_mf").fit(data.train)

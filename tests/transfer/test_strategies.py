@@ -107,7 +107,7 @@ def test_no_links_no_transfer(synthetic):
     data, _ = synthetic
     unlinked = replace(data, sources=(replace(data.sources[0], user_links=None),))
     assert possible_strategies(unlinked) == ["none"]
-    with pytest.raises(TransferNotPossibleError, match="shares items or users"):
+    with pytest.raises(TransferNotPossibleError, match="source .source. shares nothing with the target"):
         Joint(ItemKNN()).fit(unlinked)
 
 

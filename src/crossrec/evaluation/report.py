@@ -385,6 +385,7 @@ def render_report(
             "masked model, paired bootstrap 95% CI over users.</p>"
         )
         parts.append(_table(ablation, "ablation"))
+    parts.append(_source_contribution_section(results))
     parts.append(
         f"<h2>Slices</h2><p>Accuracy at K = {ks[0] if ks else ''} by user activity, user group and head/tail "
         "test items (every metric of every slice is in <code>results.json</code>).</p>"
@@ -751,3 +752,53 @@ def _curve_section(results: Mapping[str, Any]) -> str:
         f"once on test; gain = paired per-user test {html.escape(metric)} difference, kept - best "
         "target-only, bootstrap 95% CI.</p>" + _table(rows, "efficiency-curve-table") + chart + "</section>"
     )
+
+
+def _source_contribution_section(results: Mapping[str, Any]) -> str:
+    """Each source's contribution (``extra.source_contribution`` of a multi-source run): a chart of the
+    validation and test differences with their 95% intervals, and the table (empty otherwise)."""
+    table = (results.get("extra") or {}).get("source_contribution") or {}
+    rows = table.get("rows") or []
+    if not rows:
+        return ""
+    metric = str(table.get("metric", ""))
+    weights = table.get("kept_weights") or {}
+    kept = ", ".join(f"{html.escape(str(n))} {float(w):g}" for n, w in weights.items())
+    parts = [
+        '<section id="source-contribution"><h2>Source contribution</h2>',
+        f"<p>What each source adds to {html.escape(metric)}: <b>leave-one-out</b> = the mix of every source "
+        "minus the mix without this source; <b>alone</b> = this source alone minus the target-only model. "
+        "Paired per-user differences with bootstrap 95% intervals, on validation (where the weights were "
+        f"chosen) and on test. Kept weights: {kept or '(none)'}; a source at weight 0 was dropped.</p>",
+    ]
+    if has_extra("report"):
+        parts.append(
+            _image(f"Source contribution to {metric} with 95% CI", _contribution_chart(rows, metric))
+        )
+    columns = ["source", "effect", "weight", "valid_difference", "valid_ci_low", "valid_ci_high",
+               "test_difference", "test_ci_low", "test_ci_high"]  # fmt: skip
+    parts.append(_table(rows, "source-contribution-table", [c for c in columns if c in rows[0]]))
+    parts.append("</section>")
+    return "\n".join(parts)
+
+
+def _contribution_chart(rows: Sequence[Mapping[str, Any]], metric: str) -> Figure:
+    """Horizontal bars per (source, effect): validation and test differences with their intervals."""
+    labels = [f"{r['source']} ({str(r['effect']).replace('_', '-')})" for r in rows]
+    figure, axis = _pyplot().subplots(figsize=(7, 0.55 * len(rows) + 1.4))
+    positions = np.arange(len(rows))
+    for offset, part, color in ((-0.2, "valid", "#4c72b0"), (0.2, "test", "#dd8452")):
+        if f"{part}_difference" not in rows[0]:
+            continue
+        values = np.array([float(r[f"{part}_difference"]) for r in rows])
+        low = values - np.array([float(r[f"{part}_ci_low"]) for r in rows])
+        high = np.array([float(r[f"{part}_ci_high"]) for r in rows]) - values
+        axis.barh(positions + offset, values, height=0.38, xerr=np.vstack([low, high]), color=color,
+                  capsize=3, label=part)  # fmt: skip
+    axis.set_yticks(positions, labels)
+    axis.invert_yaxis()
+    axis.axvline(0, color="black", linewidth=0.8)
+    axis.set_xlabel(f"{metric} difference (95% bootstrap CI)")
+    axis.set_ylabel("source (effect)")
+    axis.legend(loc="best")
+    return figure

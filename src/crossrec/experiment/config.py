@@ -206,6 +206,28 @@ class TransferConfig(_Strict):
         default_factory=dict, description="Constructor arguments of the strategy (only for this strategy)."
     )
     guard: GuardConfig = Field(default_factory=GuardConfig, description="[transfer.guard]: the guard's test.")
+    weights: Literal["auto"] | None = Field(
+        None,
+        description="'auto': choose each source's weight on half of the validation users among "
+        "weight_levels (0 drops the source; recorded in results.json under extra.multi_source); unset: "
+        "data.source_weights. Either way the guard then tests every source on the other half (keep_sources).",
+    )
+    keep_sources: Literal["significant", "positive", "all"] = Field(
+        "significant",
+        description="With several sources, a source stays in the mix only if the mix with it beats the mix "
+        "without it on held-out validation users: with a 95% interval above 0 ('significant'), a mean "
+        "above 0 ('positive'), or always ('all'); a dropped source gets weight 0 and the run says so.",
+    )
+    weight_levels: list[float] = Field(
+        default_factory=lambda: [0.0, 0.5, 1.0],
+        description="weights = 'auto': the weights tried for each source (times the strategy's own "
+        "domain weight; a full grid up to 27 weightings, coordinate ascent beyond).",
+    )
+    contribution: bool | None = Field(
+        None,
+        description="Fit each source alone and the mix without each source, and report the validation "
+        "and test differences with 95% intervals (default: on with several sources).",
+    )
 
     @field_validator("sources", mode="before")
     @classmethod

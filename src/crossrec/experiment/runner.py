@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from crossrec.data.domain import Domain
+from crossrec.evaluation.contribution import contribution_on_test
 from crossrec.evaluation.diversity import frontier_k, frontier_record, rerank_stage
 from crossrec.evaluation.efficiency import efficiency_curve, parse_fractions
 from crossrec.evaluation.evaluate import ModelEvaluation, evaluate_model
@@ -37,7 +38,7 @@ from crossrec.splitting.splits import (
     random_split,
     temporal_split,
 )
-from crossrec.transfer.base import SourceData, TransferData, TransferStrategy
+from crossrec.transfer.base import SourceData, TransferData, TransferStrategy, no_overlap_reason
 from crossrec.transfer.guard import (
     AutoResult,
     GuardResult,
@@ -46,6 +47,7 @@ from crossrec.transfer.guard import (
     guarded_transfer,
 )
 from crossrec.transfer.links import Links
+from crossrec.transfer.multisource import MultiSourceResult, guarded_sources, with_weights
 from crossrec.transfer.target_only import TargetOnly
 
 __all__ = [
@@ -118,6 +120,7 @@ class _Fitted:
     search: SearchResult | None = None
     #: The unfitted strategy behind each fitted model (what a deployment refit fits again).
     strategies: dict[str, TransferStrategy] = field(default_factory=dict)
+    multi: MultiSourceResult | None = None
 
 
 def _sample_users(domain: Domain, max_users: int | None, seed: int) -> Domain:
@@ -431,6 +434,18 @@ def _fit_one(
             "target_only": TargetOnly(build_model(config, model_params)),
             "transfer": out.auto.selection.candidate,
         }
+    elif _multi_source(config, data):
+        chosen = build_strategy(config, name, model_params, transfer_params)
+        _check_from_artifact(config, chosen)
+        out.strategies = {"target_only": chosen.baseline(), "transfer": chosen}
+        out.multi = guarded_sources(
+            chosen, data, weights=config.transfer.weights, levels=config.transfer.weight_levels,
+            contribution=config.transfer.contribution is not False, keep=config.transfer.keep_sources,
+            metric=guard_config.metric,
+            require_significant=guard_config.require_significant, seed=config.seed, console=console,
+        )  # fmt: skip
+        out.guard = out.multi.guard
+        out.extra["multi_source"] = out.multi.to_dict()
     else:
         chosen = build_strategy(config, name, model_params, transfer_params)
         _check_from_artifact(config, chosen)
@@ -444,6 +459,66 @@ def _fit_one(
     out.kept = "transfer" if out.guard.kept == "transfer" else "target_only"
     out.extra["guard"] = out.guard.to_dict()
     return out
+
+
+def _multi_source(config: ExperimentConfig, data: TransferData) -> bool:
+    """Whether a one-model transfer goes through :func:`guarded_sources` (weights chosen on validation,
+    each source's contribution, unhelpful sources dropped): ``weights = "auto"``, ``contribution = true``,
+    or several sources unless ``contribution = false``."""
+    t = config.transfer
+    return t.weights == "auto" or bool(t.contribution) or (t.contribution is None and len(data.sources) > 1)
+
+
+def _check_multi_source(config: ExperimentConfig, strategy: str | None) -> None:
+    t = config.transfer
+    if t.weights != "auto" and not t.contribution:
+        return
+    if config.families:
+        raise ValueError(
+            "transfer.weights = 'auto' and transfer.contribution apply to one [model] with one strategy; "
+            "this experiment has [[families]]: run the family as its own experiment"
+        )
+    if (strategy or t.strategy) in ("none", "auto"):
+        raise ValueError(
+            f"transfer.weights = 'auto' and transfer.contribution need a transfer strategy, not "
+            f"{strategy or t.strategy!r}: name one (e.g. --strategy joint)"
+        )
+
+
+def _check_overlap(data: TransferData) -> None:
+    """Refuse sources that share nothing with the target, by name, before any training."""
+    disjoint = data.sources_without_overlap()
+    if disjoint:
+        raise ValueError(no_overlap_reason(disjoint))
+
+
+def _contribution_table(data: TransferData, fitted: _Fitted, seed: int, console: Any) -> dict[str, Any]:
+    """The run's source-contribution table: validation rows plus the same differences on test."""
+    assert fitted.multi is not None and fitted.multi.contribution is not None
+    measured = fitted.multi.contribution
+    rows = contribution_on_test(measured, data.split, seed=seed)
+    if console is not None:
+        console.print(
+            f"source contribution ({measured.metric}; leave-one-out = mix - mix without the source, "
+            "alone = the source alone - target-only; paired 95% CI):",
+            highlight=False,
+        )
+        for row in rows:
+            console.print(
+                f"  {row['source']:<20} {row['effect']:<13} valid {row['valid_difference']:+.4f} "
+                f"[{row['valid_ci_low']:+.4f}, {row['valid_ci_high']:+.4f}]  "
+                f"test {row['test_difference']:+.4f} "
+                f"[{row['test_ci_low']:+.4f}, {row['test_ci_high']:+.4f}]",
+                highlight=False,
+            )
+    return {
+        "metric": measured.metric,
+        "weights": measured.weights,
+        "kept_weights": fitted.multi.weights,
+        "definition": "leave_one_out: the mix at the given weights minus the mix without the source; alone: "
+        "the source alone minus the target-only model; paired per-user bootstrap 95% intervals",
+        "rows": rows,
+    }
 
 
 def _fit_families(config: ExperimentConfig, data: TransferData, mode: str, console: Any) -> _Fitted:
@@ -647,7 +722,11 @@ def run_experiment(
     inputs = [path for path in (config.data.bundle, config.data.data_dir) if path is not None]
     run_dir = _new_run_dir(config.output_dir, config.name)
     check_run_folder(run_dir, inputs)
+    if mode != "train":
+        _check_multi_source(config, strategy)
     data, references = _prepare(config, links_required=mode != "train")
+    if mode != "train":
+        _check_overlap(data)
     data = data.with_pretraining_cache()  # a deployment refit reuses the source models
     categories = (
         item_categories(data.target, config.evaluation.item_categories)
@@ -686,6 +765,8 @@ def run_experiment(
         _curve_point(config, data, fraction, sparse, mode, strategy, console, auto, fitted)
         for fraction, sparse in curve_splits
     ]
+    if fitted.multi is not None and fitted.multi.contribution is not None:
+        fitted.extra["source_contribution"] = _contribution_table(data, fitted, config.seed, console)
     extra: dict[str, Any] = {
         **fitted.extra,
         **rerank_extra,
@@ -793,7 +874,8 @@ def _save_kept(
     strategy = fitted.strategies[fitted.kept]
     model = fitted.models[fitted.kept]
     if config.refit_artifact:
-        model, refit = refit_for_deployment(strategy, model, data)
+        weighted = data if fitted.multi is None else with_weights(data, fitted.multi.weights)
+        model, refit = refit_for_deployment(strategy, model, weighted)
         seen = deployment_split(data.split).matrix("train")
         if console is not None:
             epochs = "" if refit["epochs"] is None else f", {refit['epochs']} epochs chosen on validation"

@@ -31,8 +31,10 @@ __all__ = [
     "TransferStrategy",
     "get_strategy_class",
     "make_strategy",
+    "no_overlap_reason",
     "possible_strategies",
     "register_strategy",
+    "shared_schema",
 ]
 
 #: Strategy name -> class, filled by :func:`register_strategy`.
@@ -41,6 +43,21 @@ STRATEGY_REGISTRY: dict[str, type[TransferStrategy]] = {}
 
 class TransferNotPossibleError(ValueError):
     """The data cannot support the chosen strategy (raised before any training)."""
+
+
+def shared_schema(
+    source: Domain | None, target: Domain | None, side: Literal["item", "user"]
+) -> dict[str, str]:
+    """Attribute columns that both domains declare with the same kind (source order)."""
+    if source is None or target is None:
+        return {}
+    kinds_s = source.item_feature_kinds if side == "item" else source.user_feature_kinds
+    kinds_t = target.item_feature_kinds if side == "item" else target.user_feature_kinds
+    table_s = source.item_features if side == "item" else source.user_features
+    table_t = target.item_features if side == "item" else target.user_features
+    if table_s is None or table_t is None:
+        return {}
+    return {column: kind for column, kind in kinds_s.items() if kinds_t.get(column) == kind}
 
 
 @dataclass(frozen=True)
@@ -203,6 +220,21 @@ class TransferData:
             d is not None and (d.item_features is not None or d.user_features is not None) for d in domains
         )
 
+    def overlap(self, source: SourceData) -> dict[str, int]:
+        """What ``source`` shares with the target: linked users, linked (shared) items and the item
+        and user attribute columns both declare with the same kind."""
+        return {
+            "linked_users": source.n_user_links,
+            "shared_items": source.n_item_links,
+            "shared_item_attributes": len(shared_schema(source.domain, self.target, "item")),
+            "shared_user_attributes": len(shared_schema(source.domain, self.target, "user")),
+        }
+
+    def sources_without_overlap(self) -> list[str]:
+        """Names of the sources that share nothing of any kind with the target (no linked users, no
+        shared items, no shared attributes): no strategy can move anything from them."""
+        return [s.name for s in self.sources if not any(self.overlap(s).values())]
+
     def describe(self) -> str:
         """One line per source: its size, links and weight."""
         lines = [
@@ -287,6 +319,18 @@ class TransferData:
         return cls(split=split, sources=tuple(built), target=target, seed=seed)
 
 
+def no_overlap_reason(names: Sequence[str]) -> str:
+    """The message for sources that share nothing with the target (names them, says what to do)."""
+    listed = ", ".join(repr(n) for n in names)
+    several = len(names) > 1
+    return (
+        f"source{'s' if several else ''} {listed} share{'' if several else 's'} nothing with the target"
+        ": no linked users, no shared items, no shared item or user attributes. Link them "
+        "(data.link_users / data.link_items, or Links tables), give both sides a common attribute, "
+        "or leave them out of the sources"
+    )
+
+
 class TransferStrategy(ABC):
     """A way to transfer: configured in the constructor (scikit-learn style), then
     :meth:`fit` on :class:`TransferData` returns a fitted target recommender.
@@ -308,6 +352,9 @@ class TransferStrategy(ABC):
         """Why this strategy cannot run on ``data``, or ``None`` when it can."""
         if self.name != "none" and not data.sources:
             return "it needs at least one source domain"
+        disjoint = data.sources_without_overlap() if self.name != "none" else []
+        if disjoint:
+            return no_overlap_reason(disjoint)
         return None
 
     def fit(self, data: TransferData) -> Recommender:

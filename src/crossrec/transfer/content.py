@@ -1,15 +1,21 @@
 """The ``content`` strategy: transfer through item attributes, with no linked entities at all.
 
-A :class:`~crossrec.models.two_tower.TwoTower` is trained on the source domain with the item
-attributes the source and target share (same column names and kinds), so both domains' items go
-through the same fitted encoders. Target items are then scored zero-shot by the item tower from
-their attributes; target users are represented by their target training items (fold-in or mean
-of those items' vectors) or by their own attributes through the user tower.
+A :class:`~crossrec.models.two_tower.TwoTower` is trained on the source domain(s) with the item
+attributes the sources and the target share (same column names and kinds), so every domain's items go
+through the same fitted encoders. With several sources one model trains on all of them at once (their
+users and items kept apart, each source's interactions weighted by its weight). Target items are
+then scored zero-shot by the item tower from their attributes; target users are represented by their
+target training items (fold-in or mean of those items' vectors) or by their own attributes through
+the user tower. A source artifact's two-tower (``transfer --from``) is moved as it is.
 """
 
 from __future__ import annotations
 
 from typing import Literal
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
 
 from crossrec.data.domain import Domain
 from crossrec.features.table import FeatureTable
@@ -25,24 +31,10 @@ from crossrec.transfer.base import (
     TransferNotPossibleError,
     TransferStrategy,
     register_strategy,
+    shared_schema,
 )
 
 __all__ = ["ContentTransfer", "content_transfer", "shared_schema"]
-
-
-def shared_schema(
-    source: Domain | None, target: Domain | None, side: Literal["item", "user"]
-) -> dict[str, str]:
-    """Attribute columns that both domains declare with the same kind (source order)."""
-    if source is None or target is None:
-        return {}
-    kinds_s = source.item_feature_kinds if side == "item" else source.user_feature_kinds
-    kinds_t = target.item_feature_kinds if side == "item" else target.user_feature_kinds
-    table_s = source.item_features if side == "item" else source.user_features
-    table_t = target.item_features if side == "item" else target.user_features
-    if table_s is None or table_t is None:
-        return {}
-    return {column: kind for column, kind in kinds_s.items() if kinds_t.get(column) == kind}
 
 
 def _default_model() -> TwoTower:
@@ -79,15 +71,27 @@ class ContentTransfer(TransferStrategy):
         self.user_representation = user_representation
         self.holdout = holdout
 
+    def _used(self, data: TransferData) -> list[SourceData]:
+        """The sources the model is trained on: those with a positive weight."""
+        return [s for s in data.sources if s.weight > 0]
+
     def _columns(self, data: TransferData, side: Literal["item", "user"]) -> dict[str, str]:
+        """Attribute columns the target shares with *every* used source (same name and kind); for a
+        source artifact's two-tower, the columns its encoders read that the target has."""
         given = data.sources[0].model if data.sources else None
         if isinstance(given, TwoTower) and data.target is not None:  # a source artifact's two-tower
             encoders = given.encoders_.get(side)
             kinds_t = data.target.item_feature_kinds if side == "item" else data.target.user_feature_kinds
             kinds_s = {} if encoders is None else encoders.kinds
             return {column: kind for column, kind in kinds_s.items() if kinds_t.get(column) == kind}
-        source = data.sources[0].domain if data.sources else None
-        return shared_schema(source, data.target, side)
+        used = self._used(data)
+        if not used:
+            return {}
+        shared = shared_schema(used[0].domain, data.target, side)
+        for source in used[1:]:
+            theirs = shared_schema(source.domain, data.target, side)
+            shared = {column: kind for column, kind in shared.items() if theirs.get(column) == kind}
+        return shared
 
     def _schema_mismatch(self, data: TransferData) -> str | None:
         """Why a given source two-tower cannot encode the target's items (its item tower's columns
@@ -119,7 +123,13 @@ class ContentTransfer(TransferStrategy):
         reason = self._schema_mismatch(data)
         if reason is not None:
             return reason
-        if data.target is None or (data.sources[0].domain is None and data.sources[0].model is None):
+        used = self._used(data)
+        if len(used) > 1 and any(s.model is not None for s in used):
+            return (
+                "with several sources it trains one two-tower on all of them at once, so it cannot start "
+                "from source artifacts; transfer one artifact, or give the sources' data"
+            )
+        if data.target is None or not used or any(s.domain is None and s.model is None for s in used):
             return "it needs the source and target domains with their item attributes"
         shared = self._columns(data, "item")
         wanted = self.model.item_modalities
@@ -130,6 +140,13 @@ class ContentTransfer(TransferStrategy):
                     f"item attributes {missing} are not shared by source and target (shared: {list(shared)})"
                 )
         if not shared:
+            if len(used) > 1:
+                each = {s.name: list(shared_schema(s.domain, data.target, "item")) for s in used}
+                return (
+                    "the sources share no item attribute with the target that all of them have (one item "
+                    f"tower encodes every source's items); each shares: {each}. Give the sources a common "
+                    "attribute, or weight out (0) the sources without it"
+                )
             return "source and target share no item attribute (same column name and kind)"
         if self.user_representation == "attributes" and not self._columns(data, "user"):
             return "user_representation='attributes' needs user attributes shared by source and target"
@@ -175,7 +192,10 @@ class ContentTransfer(TransferStrategy):
         )
 
     def _fit(self, data: TransferData) -> Recommender:
-        source = data.sources[0]
+        used = self._used(data)
+        if len(used) > 1:
+            return self._fit_several(data, used)
+        source = used[0] if used else data.sources[0]
         assert data.target is not None
         item_columns = self.model.item_modalities or list(self._columns(data, "item"))
         user_columns = None
@@ -194,11 +214,62 @@ class ContentTransfer(TransferStrategy):
             user_representation=self.user_representation,
         )
 
+    def _fit_several(self, data: TransferData, used: list[SourceData]) -> Recommender:
+        """One two-tower model on every used source at once: the sources' user x item matrices side by
+        side on the diagonal (their users and items stay apart), their attribute rows stacked, each
+        source's interactions weighted by its weight in the loss."""
+        assert data.target is not None
+        item_columns = self.model.item_modalities or list(self._columns(data, "item"))
+        user_columns, user_table, target_users = None, None, None
+        if self.user_representation == "attributes":
+            user_columns = self.model.user_modalities or list(self._columns(data, "user"))
+            user_table = _stacked([s.domain for s in used], "user", user_columns)
+            target_users = FeatureTable.from_domain(data.target, "user", user_columns)
+        model = self._configured(item_columns, user_columns)
+        parts = [s.holdout(self.holdout, seed=data.seed) for s in used]
+        train = sp.block_diag([p[0] for p in parts], format="csr", dtype=np.float32)
+        valid = sp.block_diag([p[1] for p in parts], format="csr", dtype=np.float32)
+        train.sort_indices()
+        weights = None
+        if len({s.weight for s in used}) > 1:  # CSR order: each source's rows are one block
+            per_row = np.concatenate(
+                [np.full(p[0].shape[0], s.weight, np.float32) for s, p in zip(used, parts, strict=True)]
+            )
+            weights = np.repeat(per_row, np.diff(train.indptr)).astype(np.float32)
+        inputs = FitInputs(
+            item_features=_stacked([s.domain for s in used], "item", item_columns),
+            user_features=user_table,
+            weights=weights,
+            label=f"content: {model.name} on {', '.join(s.name for s in used)}",
+        )
+        model.fit_with(train, valid, inputs)
+        return model.transfer(
+            FeatureTable.from_domain(data.target, "item", item_columns),
+            data.train,
+            user_features=target_users,
+            user_representation=self.user_representation,
+        )
+
     def baseline(self) -> TransferStrategy:
         """Target-only two-tower with ID embeddings (the content model's towers, no source)."""
         model = self.model.clone()
         model.item_ids = model.user_ids = True
         return STRATEGY_REGISTRY["none"](model=model)
+
+
+def _stacked(domains: list, side: Literal["item", "user"], columns: list[str]) -> FeatureTable:
+    """The attribute rows of several domains one after the other (ids prefixed by the domain)."""
+    tables = [FeatureTable.from_domain(domain, side, columns) for domain in domains]
+    if len(tables) == 1:
+        return tables[0]
+    frame = pd.concat([t.frame[columns] for t in tables], ignore_index=True)
+    ids = np.concatenate(
+        [
+            np.asarray([f"{d.name}:{i}" for i in t.ids], dtype=object)
+            for d, t in zip(domains, tables, strict=True)
+        ]
+    )
+    return FeatureTable(frame, tables[0].kinds, ids, side)
 
 
 def content_transfer(
