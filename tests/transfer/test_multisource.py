@@ -205,7 +205,7 @@ def test_experiment_names_a_source_without_overlap_before_training(tmp_path, mon
 
     island = SourceData("island", sp.random(30, 10, density=0.3, format="csr", random_state=0))
     monkeypatch.setattr(
-        runner, "prepare", lambda *a, **k: TransferData(noisy.split, (*noisy.sources, island))
+        runner, "_prepare", lambda *a, **k: (TransferData(noisy.split, (*noisy.sources, island)), [])
     )
     path = tmp_path / "experiment.toml"
     path.write_text(
