@@ -226,9 +226,19 @@ class TransferData:
         return {
             "linked_users": source.n_user_links,
             "shared_items": source.n_item_links,
-            "shared_item_attributes": len(shared_schema(source.domain, self.target, "item")),
-            "shared_user_attributes": len(shared_schema(source.domain, self.target, "user")),
+            "shared_item_attributes": len(self._shared_attributes(source, "item")),
+            "shared_user_attributes": len(self._shared_attributes(source, "user")),
         }
+
+    def _shared_attributes(self, source: SourceData, side: Literal["item", "user"]) -> dict[str, str]:
+        """Attribute columns the source and the target share; for a source given as a saved model
+        (a source artifact, no domain), the columns its encoders read that the target has."""
+        if source.domain is not None or source.model is None or self.target is None:
+            return shared_schema(source.domain, self.target, side)
+        encoders = (getattr(source.model, "encoders_", None) or {}).get(side)
+        kinds_s: dict[str, str] = dict(getattr(encoders, "kinds", {}) or {})
+        kinds_t = self.target.item_feature_kinds if side == "item" else self.target.user_feature_kinds
+        return {column: kind for column, kind in kinds_s.items() if kinds_t.get(column) == kind}
 
     def sources_without_overlap(self) -> list[str]:
         """Names of the sources that share nothing of any kind with the target (no linked users, no
